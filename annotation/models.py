@@ -1,0 +1,122 @@
+"""Participant-side tables: plan slots, participants, their trials and ratings."""
+
+from django.db import models
+
+from studies.models import Query, Question, ResponseVariant, Study
+
+
+class Slot(models.Model):
+    """One planned participant: a between-participants cell and an ordered list of items."""
+
+    class Status(models.TextChoices):
+        FREE = "free"
+        CLAIMED = "claimed"
+        COMPLETED = "completed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="slots")
+    index = models.PositiveIntegerField()
+    cell = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.FREE)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "index"], name="slot_index_unique"),
+        ]
+        indexes = [models.Index(fields=["study", "status", "index"], name="slot_claim_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}#{self.index}"
+
+
+class SlotItem(models.Model):
+    class Kind(models.TextChoices):
+        STIMULUS = "stimulus"
+        ATTENTION = "attention"
+
+    slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STIMULUS)
+    # Every factor's level for this item, between-participant factors included.
+    levels = models.JSONField(default=dict)
+    response_type = models.CharField(max_length=32, blank=True)
+    motivation = models.CharField(max_length=64, blank=True)
+    # Fixed at launch, unless the participant picks a topic from ``category`` first.
+    query = models.ForeignKey(Query, null=True, blank=True, on_delete=models.PROTECT)
+    category = models.CharField(max_length=64, blank=True)
+    attention_check = models.ForeignKey(
+        Question, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["slot", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["slot", "position"], name="slot_item_position_unique"),
+        ]
+
+
+class Participant(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        COMPLETED = "completed"
+        RETURNED = "returned"
+        TIMED_OUT = "timed_out"
+        EXCLUDED = "excluded"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
+    # Keyed hash of the recruitment platform's id, salted per study: never the raw id.
+    pseudonym = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    slot = models.ForeignKey(
+        Slot, null=True, blank=True, on_delete=models.SET_NULL, related_name="participants"
+    )
+    # Position of the next page to show, 1-based; beyond the last item means finished.
+    position = models.PositiveIntegerField(default=1)
+    recruitment = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    instructions_read_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "pseudonym"], name="participant_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}:{self.pseudonym[:10]}"
+
+
+class Trial(models.Model):
+    """What one participant saw at one position, and when."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="trials")
+    slot_item = models.ForeignKey(SlotItem, on_delete=models.PROTECT, related_name="trials")
+    position = models.PositiveIntegerField()
+    query = models.ForeignKey(Query, null=True, blank=True, on_delete=models.PROTECT)
+    variant = models.ForeignKey(ResponseVariant, null=True, blank=True, on_delete=models.PROTECT)
+    shown_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ms_on_page = models.PositiveIntegerField(null=True, blank=True)
+    submission_id = models.UUIDField(null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["participant", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "position"], name="trial_unique"),
+        ]
+
+
+class Rating(models.Model):
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="ratings")
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="ratings")
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="ratings")
+    value = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "question"], name="rating_unique"),
+        ]

@@ -1,0 +1,177 @@
+"""Researcher-side tables: studies, their questions and their stimuli."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        GENERATING = "generating"
+        REVIEW = "review"
+        LIVE = "live"
+        PAUSED = "paused"
+        CLOSED = "closed"
+
+    slug = models.SlugField(max_length=80, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="studies", blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    consent_md = models.TextField()
+    instructions_md = models.TextField()
+    target_participants = models.PositiveIntegerField()
+    items_per_participant = models.PositiveIntegerField()
+    time_limit_minutes = models.PositiveIntegerField()
+    completion_code = models.CharField(max_length=64)
+    completion_url = models.URLField(max_length=500, blank=True)
+    # Names of the recruitment URL parameters: {"participant": ..., "study": ..., "session": ...}
+    recruitment_params = models.JSONField(default=dict)
+    topic_choice = models.BooleanField(default=False)
+    # Factors, the response rule and attention checks, as validated by studies.spec.
+    design = models.JSONField(default=dict)
+    seed = models.BigIntegerField(default=0)
+    pseudonym_salt = models.CharField(max_length=64, default=new_salt, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Question(models.Model):
+    """A Likert item, or an attention check when ``correct_value`` is set."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="questions")
+    key = models.SlugField(max_length=64)
+    construct = models.CharField(max_length=64, blank=True)
+    text = models.TextField()
+    points = models.PositiveSmallIntegerField()
+    # {"1": "Strongly disagree", "7": "Strongly agree"}: labels for some or all points.
+    anchors = models.JSONField(default=dict)
+    reverse_coded = models.BooleanField(default=False)
+    required = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0)
+    is_attention_check = models.BooleanField(default=False)
+    correct_value = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Attention checks appear after this many stimulus items.
+    after_item = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "key"], name="question_key_unique"),
+            models.CheckConstraint(
+                condition=models.Q(is_attention_check=False)
+                | models.Q(correct_value__isnull=False, after_item__isnull=False),
+                name="attention_check_has_answer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}:{self.key}"
+
+    def anchor_for(self, point: int) -> str:
+        return self.anchors.get(str(point), "")
+
+
+class Query(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="queries")
+    query_id = models.CharField(max_length=64)
+    text = models.TextField()
+    category = models.CharField(max_length=64)
+    topic = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["study", "query_id"]
+        verbose_name_plural = "queries"
+        constraints = [
+            models.UniqueConstraint(fields=["study", "query_id"], name="query_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.query_id}: {self.text[:60]}"
+
+
+class Scenario(models.Model):
+    """The second-person context ("You are …") read before the query, per motivation level."""
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="scenarios")
+    motivation = models.CharField(max_length=64)
+    text = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["query", "motivation"], name="scenario_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.query.query_id}/{self.motivation}"
+
+
+class ResponseVariant(models.Model):
+    """The text shown as the assistant's answer to a query, for one response type."""
+
+    class Source(models.TextChoices):
+        WRITTEN = "written"
+        IMPORTED = "imported"
+        GENERATED = "generated"
+
+    class ReviewStatus(models.TextChoices):
+        GENERATED = "generated", "awaiting review"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="variants")
+    response_type = models.CharField(max_length=32)
+    model_name = models.CharField(max_length=200, blank=True)
+    sample = models.PositiveIntegerField(default=0)
+    text = models.TextField()
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORTED)
+    review_status = models.CharField(
+        max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.APPROVED
+    )
+    provenance = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["query", "response_type", "model_name", "sample"],
+                name="variant_natural_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.query.query_id}/{self.response_type}"
+
+
+class AuditEvent(models.Model):
+    """An append-only record of important writes (import, launch, exclusion, export)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    action = models.CharField(max_length=64)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.study_id}"
