@@ -1,3 +1,244 @@
-from django.shortcuts import render
+"""Participant pages: entry, consent, instructions, one page per item, completion.
 
-# Create your views here.
+Every page works without JavaScript; each POST redirects (post/redirect/get) so refresh,
+back and double submit land on the participant's current page.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from annotation import selectors, services
+from annotation.errors import AnswersInvalid, ParticipationEnded, StudyFull, TopicInvalid
+from annotation.models import Participant, SlotItem
+from studies.models import Study
+
+OPEN_STATUSES = (Study.Status.LIVE,)
+# Participants already in a paused study may finish; nobody new may join.
+CONTINUE_STATUSES = (Study.Status.LIVE, Study.Status.PAUSED)
+
+
+def _session_key(study: Study) -> str:
+    return f"participant:{study.pk}"
+
+
+def _participant(request: HttpRequest, study: Study) -> Participant | None:
+    pk = request.session.get(_session_key(study))
+    if pk is None:
+        return None
+    participant = Participant.objects.select_related("study").filter(pk=pk, study=study).first()
+    if participant is not None and services.is_overdue(participant):
+        participant = services.time_out_participant(participant=participant)
+    return participant
+
+
+def _page_for(study: Study, participant: Participant) -> HttpResponse:
+    step = selectors.participant_step(participant)
+    if step == "item":
+        return redirect("annotation:item", slug=study.slug, position=participant.position)
+    return redirect(f"annotation:{step}", slug=study.slug)
+
+
+def _closed(request: HttpRequest, study: Study) -> HttpResponse:
+    return render(request, "annotation/closed.html", {"study": study}, status=403)
+
+
+def _study(slug: str) -> Study:
+    return get_object_or_404(Study, slug=slug)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def entry(request: HttpRequest, slug: str) -> HttpResponse:
+    """The recruitment link: find or create this person's participant, then resume."""
+    study = _study(slug)
+    params = study.recruitment_params
+    external_id = request.GET.get(params.get("participant", "PROLIFIC_PID"), "").strip()[:200]
+    participant = _participant(request, study)
+    if external_id:
+        # The recruitment id names the person; it wins over whatever this browser held.
+        participant = selectors.participant_by_external_id(study, external_id)
+    if participant is None:
+        if study.status not in OPEN_STATUSES:
+            return _closed(request, study)
+        if not selectors.has_free_slot(study):
+            return render(request, "annotation/full.html", {"study": study})
+        recruitment = {
+            key: request.GET.get(name, "")[:200]
+            for key, name in params.items()
+            if key != "participant" and request.GET.get(name)
+        }
+        participant = services.join_study(
+            study=study, external_id=external_id or None, recruitment=recruitment
+        )
+    request.session[_session_key(study)] = participant.pk
+    return _page_for(study, participant)
+
+
+def _require_participant(view):
+    def wrapped(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+        study = _study(slug)
+        participant = _participant(request, study)
+        if participant is None:
+            return render(request, "annotation/no_session.html", {"study": study}, status=403)
+        return view(request, study, participant, *args, **kwargs)
+
+    wrapped.__name__ = view.__name__
+    wrapped.__doc__ = view.__doc__
+    return never_cache(wrapped)
+
+
+@_require_participant
+@require_http_methods(["GET", "HEAD"])
+def resume(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
+    return _page_for(study, participant)
+
+
+@_require_participant
+@require_http_methods(["GET", "HEAD", "POST"])
+def consent(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
+    step = selectors.participant_step(participant)
+    if step not in ("consent", "declined"):
+        return _page_for(study, participant)
+    if request.method == "POST":
+        if request.POST.get("decision") == "decline":
+            services.decline_consent(participant=participant)
+            return redirect("annotation:declined", slug=study.slug)
+        if request.POST.get("decision") == "agree":
+            if study.status not in OPEN_STATUSES:
+                return _closed(request, study)
+            try:
+                services.give_consent(participant=participant)
+            except StudyFull:
+                return render(request, "annotation/full.html", {"study": study})
+            except ParticipationEnded:
+                pass
+            participant.refresh_from_db()
+            return _page_for(study, participant)
+    return render(request, "annotation/consent.html", {"study": study})
+
+
+@_require_participant
+@require_http_methods(["GET", "HEAD"])
+def declined(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
+    if selectors.participant_step(participant) != "declined":
+        return _page_for(study, participant)
+    return render(request, "annotation/declined.html", {"study": study})
+
+
+@_require_participant
+@require_http_methods(["GET", "HEAD", "POST"])
+def instructions(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
+    if selectors.participant_step(participant) != "instructions":
+        return _page_for(study, participant)
+    if request.method == "POST":
+        services.mark_instructions_read(participant=participant)
+        return _page_for(study, participant)
+    return render(
+        request,
+        "annotation/instructions.html",
+        {"study": study, "pages": selectors.page_count(participant)},
+    )
+
+
+def _client_ms(raw: str | None) -> int | None:
+    try:
+        value = int(raw or "")
+    except ValueError:
+        return None
+    return value if 0 <= value < 24 * 3600 * 1000 else None
+
+
+def _submission_id(raw: str | None) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw or "")
+    except ValueError:
+        # Without a usable id the participant's progress position still prevents doubles.
+        return uuid.uuid4()
+
+
+@_require_participant
+@require_http_methods(["GET", "HEAD", "POST"])
+def item(request: HttpRequest, study: Study, participant: Participant, position: int):
+    """One item: pick a topic (if the study asks), then read and rate the response."""
+    if selectors.participant_step(participant) != "item" or position != participant.position:
+        return _page_for(study, participant)
+    slot_item = SlotItem.objects.select_related("query", "attention_check", "slot").get(
+        slot_id=participant.slot_id, position=position
+    )
+    errors: dict[str, str] = {}
+    submitted: dict[str, str] = {}
+    if request.method == "POST" and "topic" in request.POST:
+        try:
+            services.choose_topic(
+                participant=participant, position=position, query_pk=int(request.POST["topic"])
+            )
+        except (TopicInvalid, ValueError):
+            errors["topic"] = _("Please choose one of the topics listed.")
+        else:
+            return redirect("annotation:item", slug=study.slug, position=position)
+    elif request.method == "POST":
+        questions = services.item_questions(slot_item)
+        raw = {q.key: request.POST.get(q.key, "") for q in questions}
+        try:
+            services.record_answers(
+                participant=participant,
+                position=position,
+                raw_answers=raw,
+                submission_id=_submission_id(request.POST.get("submission_id")),
+                client_ms=_client_ms(request.POST.get("client_ms")),
+            )
+        except AnswersInvalid as exc:
+            errors, submitted = exc.errors, raw
+        else:
+            participant.refresh_from_db()
+            return _page_for(study, participant)
+
+    trial = services.show_item(participant=participant, position=position)
+    page = selectors.item_page(participant, trial, slot_item)
+    questions = services.item_questions(slot_item) if trial is not None else []
+    context = {
+        "study": study,
+        "page": page,
+        "position": position,
+        "pages": selectors.page_count(participant),
+        "questions": [
+            {
+                "question": q,
+                "choices": [(p, q.anchor_for(p)) for p in range(1, q.points + 1)],
+                "error": errors.get(q.key, ""),
+                "value": submitted.get(q.key, ""),
+            }
+            for q in questions
+        ],
+        "errors": errors,
+        "submission_id": uuid.uuid4(),
+    }
+    return render(request, "annotation/item.html", context, status=400 if errors else 200)
+
+
+@_require_participant
+@require_http_methods(["GET", "HEAD"])
+def done(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
+    if selectors.participant_step(participant) != "done":
+        return _page_for(study, participant)
+    return render(request, "annotation/done.html", {"study": study})
+
+
+@_require_participant
+@require_http_methods(["GET", "HEAD"])
+def ended(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
+    if selectors.participant_step(participant) != "ended":
+        return _page_for(study, participant)
+    return render(request, "annotation/ended.html", {"study": study, "participant": participant})
+
+
+def entry_url(study: Study) -> str:
+    return reverse("annotation:entry", kwargs={"slug": study.slug})

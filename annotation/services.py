@@ -1,0 +1,313 @@
+"""Writes of the participant side: slots, joining, consent, trials and ratings."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.answers import parse_answers
+from annotation.errors import AnswersInvalid, ParticipationEnded, StudyFull, TopicInvalid
+from annotation.models import Participant, Rating, Slot, SlotItem, Trial
+from annotation import selectors
+from annotation.pseudonyms import pseudonym_for
+from studies.design import PlannedSlot
+from studies.models import Query, Question, ResponseVariant, Study
+
+
+@transaction.atomic
+def create_slots(*, study: Study, plan: list[PlannedSlot], query_pks: dict[str, int]) -> int:
+    """Store a launch plan as free slots; returns how many were created."""
+    checks = {q.key: q.pk for q in study.questions.filter(is_attention_check=True)}
+    slots = Slot.objects.bulk_create(
+        [Slot(study=study, index=planned.index, cell=planned.cell) for planned in plan]
+    )
+    items = []
+    for slot, planned in zip(slots, plan, strict=True):
+        for item in planned.items:
+            items.append(
+                SlotItem(
+                    slot=slot,
+                    position=item.position,
+                    kind=item.kind,
+                    levels=item.levels,
+                    response_type=item.response_type,
+                    motivation=item.motivation,
+                    query_id=query_pks[item.query_id] if item.query_id else None,
+                    category=item.category,
+                    attention_check_id=checks[item.attention_check]
+                    if item.attention_check
+                    else None,
+                )
+            )
+    SlotItem.objects.bulk_create(items, batch_size=2000)
+    return len(slots)
+
+
+def _release_slot(participant: Participant) -> None:
+    if participant.slot_id is None:
+        return
+    Slot.objects.filter(pk=participant.slot_id, status=Slot.Status.CLAIMED).update(
+        status=Slot.Status.FREE, claimed_at=None
+    )
+    participant.slot = None
+
+
+@transaction.atomic
+def expire_overdue_participants(*, study: Study | None = None, now: datetime | None = None) -> int:
+    """Mark active participants past their time limit as timed out and free their slots."""
+    now = now or timezone.now()
+    overdue = Participant.objects.select_for_update(skip_locked=True).filter(
+        status=Participant.Status.ACTIVE, consented_at__isnull=False
+    )
+    if study is not None:
+        overdue = overdue.filter(study=study)
+    expired = 0
+    # The limit is per study, so compare in Python over the (few) active participants.
+    for participant in overdue.select_related("study"):
+        if participant.consented_at + timedelta(minutes=participant.study.time_limit_minutes) > now:
+            continue
+        _release_slot(participant)
+        participant.status = Participant.Status.TIMED_OUT
+        participant.save(update_fields=["status", "slot", "last_seen_at"])
+        expired += 1
+    return expired
+
+
+def is_overdue(participant: Participant, now: datetime | None = None) -> bool:
+    if participant.status != Participant.Status.ACTIVE or participant.consented_at is None:
+        return False
+    limit = timedelta(minutes=participant.study.time_limit_minutes)
+    return participant.consented_at + limit <= (now or timezone.now())
+
+
+@transaction.atomic
+def time_out_participant(*, participant: Participant) -> Participant:
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    if participant.status == Participant.Status.ACTIVE:
+        _release_slot(participant)
+        participant.status = Participant.Status.TIMED_OUT
+        participant.save(update_fields=["status", "slot", "last_seen_at"])
+    return participant
+
+
+def join_study(*, study: Study, external_id: str | None, recruitment: dict) -> Participant:
+    """Find or create the participant for a recruitment id; reopening a link never duplicates."""
+    if external_id:
+        pseudonym = pseudonym_for(salt=study.pseudonym_salt, external_id=external_id)
+    else:
+        pseudonym = "anon-" + uuid.uuid4().hex
+    try:
+        with transaction.atomic():
+            participant, _created = Participant.objects.get_or_create(
+                study=study, pseudonym=pseudonym, defaults={"recruitment": recruitment}
+            )
+    except IntegrityError:
+        # Two tabs raced to create the same participant: the other one won, use it.
+        participant = Participant.objects.get(study=study, pseudonym=pseudonym)
+    return participant
+
+
+@transaction.atomic
+def claim_slot(*, participant: Participant, now: datetime | None = None) -> Slot:
+    """Give the participant the lowest free slot; concurrent joiners never share one."""
+    now = now or timezone.now()
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    if participant.slot_id is not None:
+        return participant.slot
+    if participant.status not in (Participant.Status.ACTIVE, Participant.Status.RETURNED):
+        # Timed-out, excluded and finished participants do not get a second run.
+        raise ParticipationEnded(participant.status)
+    slot = (
+        Slot.objects.select_for_update(skip_locked=True)
+        .filter(study_id=participant.study_id, status=Slot.Status.FREE)
+        .order_by("index")
+        .first()
+    )
+    if slot is None:
+        raise StudyFull(participant.study.slug)
+    slot.status = Slot.Status.CLAIMED
+    slot.claimed_at = now
+    slot.save(update_fields=["status", "claimed_at"])
+    participant.slot = slot
+    participant.status = Participant.Status.ACTIVE
+    participant.position = 1
+    participant.consented_at = now
+    participant.instructions_read_at = None
+    participant.save()
+    return slot
+
+
+def give_consent(*, participant: Participant) -> Slot:
+    """Record consent and claim a slot, first freeing the slots of timed-out participants."""
+    expire_overdue_participants(study=participant.study)
+    return claim_slot(participant=participant)
+
+
+@transaction.atomic
+def decline_consent(*, participant: Participant) -> Participant:
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    if participant.status == Participant.Status.COMPLETED:
+        return participant
+    _release_slot(participant)
+    participant.status = Participant.Status.RETURNED
+    participant.consented_at = None
+    participant.save()
+    return participant
+
+
+@transaction.atomic
+def mark_instructions_read(*, participant: Participant) -> Participant:
+    Participant.objects.filter(pk=participant.pk, instructions_read_at__isnull=True).update(
+        instructions_read_at=timezone.now()
+    )
+    participant.refresh_from_db()
+    return participant
+
+
+def _variant_for(query: Query, response_type: str) -> ResponseVariant:
+    return (
+        ResponseVariant.objects.filter(
+            query=query,
+            response_type=response_type,
+            review_status=ResponseVariant.ReviewStatus.APPROVED,
+        )
+        .order_by("model_name", "sample")
+        .first()
+    )
+
+
+def _slot_item(participant: Participant, position: int) -> SlotItem:
+    return SlotItem.objects.select_related("query", "attention_check").get(
+        slot_id=participant.slot_id, position=position
+    )
+
+
+@transaction.atomic
+def show_item(*, participant: Participant, position: int) -> Trial | None:
+    """Open the trial for an item (first view time is kept); None while a topic must be picked."""
+    item = _slot_item(participant, position)
+    trial = Trial.objects.filter(participant=participant, position=position).first()
+    if trial is not None:
+        return trial
+    if item.kind == SlotItem.Kind.STIMULUS and item.query_id is None:
+        return None
+    variant = _variant_for(item.query, item.response_type) if item.query_id else None
+    trial, _created = Trial.objects.get_or_create(
+        participant=participant,
+        position=position,
+        defaults={
+            "slot_item": item,
+            "query": item.query,
+            "variant": variant,
+            "shown_at": timezone.now(),
+        },
+    )
+    return trial
+
+
+@transaction.atomic
+def choose_topic(*, participant: Participant, position: int, query_pk: int) -> Trial:
+    """Record the topic a participant picked; the item then shows that topic's query."""
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    existing = Trial.objects.filter(participant=participant, position=position).first()
+    if existing is not None:
+        return existing
+    item = _slot_item(participant, position)
+    query = (
+        Query.objects.filter(study_id=participant.study_id, category=item.category, pk=query_pk)
+        .exclude(pk__in=selectors.queries_seen(participant))
+        .first()
+    )
+    if query is None or item.query_id is not None:
+        raise TopicInvalid(query_pk)
+    return Trial.objects.create(
+        participant=participant,
+        slot_item=item,
+        position=position,
+        query=query,
+        variant=_variant_for(query, item.response_type),
+        shown_at=timezone.now(),
+    )
+
+
+def item_questions(item: SlotItem) -> list[Question]:
+    if item.kind == SlotItem.Kind.ATTENTION:
+        return [item.attention_check]
+    return list(
+        Question.objects.filter(study_id=item.slot.study_id, is_attention_check=False).order_by(
+            "order"
+        )
+    )
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    status: Literal["stored", "duplicate", "stale"]
+    participant: Participant
+
+
+@transaction.atomic
+def record_answers(
+    *,
+    participant: Participant,
+    position: int,
+    raw_answers: dict[str, str],
+    submission_id: uuid.UUID,
+    client_ms: int | None = None,
+) -> RecordOutcome:
+    """Store one page of answers with the participant's progress, exactly once."""
+    # The row lock serialises double submits and second tabs of the same participant.
+    participant = (
+        Participant.objects.select_for_update().select_related("study").get(pk=participant.pk)
+    )
+    if Trial.objects.filter(submission_id=submission_id).exists():
+        return RecordOutcome("duplicate", participant)
+    if participant.status != Participant.Status.ACTIVE or position != participant.position:
+        return RecordOutcome("stale", participant)
+    trial = (
+        Trial.objects.filter(participant=participant, position=position)
+        .select_related("slot_item__slot", "slot_item__attention_check")
+        .first()
+    )
+    if trial is None:
+        # Answers for a page that was never shown (e.g. a topic not picked yet) are not accepted.
+        return RecordOutcome("stale", participant)
+    questions = item_questions(trial.slot_item)
+    parsed = parse_answers(questions, raw_answers)
+    if not parsed.ok:
+        raise AnswersInvalid(parsed.errors)
+    now = timezone.now()
+    by_key = {q.key: q for q in questions}
+    Rating.objects.bulk_create(
+        [
+            Rating(participant=participant, trial=trial, question=by_key[key], value=value)
+            for key, value in parsed.values.items()
+        ]
+    )
+    server_ms = int((now - trial.shown_at).total_seconds() * 1000) if trial.shown_at else None
+    trial.answered_at = now
+    trial.ms_on_page = client_ms if client_ms is not None and client_ms >= 0 else server_ms
+    trial.submission_id = submission_id
+    trial.save(update_fields=["answered_at", "ms_on_page", "submission_id"])
+    total = SlotItem.objects.filter(slot_id=participant.slot_id).count()
+    participant.position = F("position") + 1
+    if position >= total:
+        participant.status = Participant.Status.COMPLETED
+        participant.completed_at = now
+        Slot.objects.filter(pk=participant.slot_id).update(status=Slot.Status.COMPLETED)
+    participant.save()
+    participant.refresh_from_db()
+    return RecordOutcome("stored", participant)
+
+
+@transaction.atomic
+def release_expired_slots(*, now: datetime | None = None) -> int:
+    """Periodic sweep over every live study (the join path also sweeps lazily)."""
+    return expire_overdue_participants(now=now)
+

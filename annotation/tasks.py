@@ -1,0 +1,10 @@
+"""Celery tasks of the participant side (housekeeping only: the participant path never waits on them)."""
+
+from celery import shared_task
+
+from annotation import services
+
+
+@shared_task(acks_late=True)
+def release_expired_slots() -> int:
+    return services.release_expired_slots()

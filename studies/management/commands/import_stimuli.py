@@ -1,0 +1,40 @@
+"""Import a study's queries, scenarios and written responses from a CSV or JSONL file."""
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from studies import services
+from studies.errors import StudyStateError
+from studies.models import Study
+from studies.stimuli_file import StimuliFileError, read_stimuli_file
+
+
+class Command(BaseCommand):
+    help = "Import stimuli (wide CSV/JSONL: one row per query) into a draft study."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("slug")
+        parser.add_argument("file")
+        parser.add_argument(
+            "--replace",
+            action="store_true",
+            help="swap the study's stimuli for the file's (queries not in the file are removed)",
+        )
+
+    def handle(self, *args, slug: str, file: str, replace: bool, **options) -> None:
+        study = Study.objects.filter(slug=slug).first()
+        if study is None:
+            raise CommandError(f"no study with slug '{slug}'")
+        try:
+            rows = read_stimuli_file(file)
+        except StimuliFileError as exc:
+            raise CommandError(f"{file}:\n" + "\n".join(exc.problems)) from exc
+        except OSError as exc:
+            raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
+        try:
+            summary = services.import_stimuli(study=study, rows=rows, replace=replace)
+        except StudyStateError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            f"{slug}: {summary.created} queries created, {summary.updated} updated, "
+            f"{summary.removed} removed"
+        )

@@ -1,0 +1,951 @@
+"""Pure loading, validation and normalisation of study spec files (YAML or JSON)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from studies.design import (
+    RESPONSE_TYPE_FACTOR,
+    AttentionSlot,
+    Design,
+    Factor,
+    RuleRow,
+    check_design,
+)
+from studies.domain import MOTIVATION_FACTOR, RESPONSE_TYPES
+
+# Canonical key order of a normalised spec; dump_spec writes keys in exactly this order.
+TOP_LEVEL_KEYS: tuple[str, ...] = (
+    "slug",
+    "title",
+    "description",
+    "consent",
+    "instructions",
+    "target_participants",
+    "items_per_participant",
+    "time_limit_minutes",
+    "completion",
+    "recruitment_params",
+    "topic_choice",
+    "seed",
+    "factors",
+    "response_rule",
+    "questions",
+    "attention_checks",
+    "stimuli",
+)
+COMPLETION_KEYS = ("code", "url")
+RECRUITMENT_KEYS = ("participant", "study", "session")
+FACTOR_KEYS = ("name", "levels", "assignment")
+RULE_KEYS = ("when", "show")
+QUESTION_KEYS = ("key", "construct", "text", "scale", "reverse_coded", "required")
+SCALE_KEYS = ("points", "anchors")
+ATTENTION_KEYS = ("key", "text", "scale", "correct", "after_item")
+
+DEFAULT_RECRUITMENT_PARAMS: dict[str, str] = {
+    "participant": "PROLIFIC_PID",
+    "study": "STUDY_ID",
+    "session": "SESSION_ID",
+}
+DEFAULT_TIME_LIMIT_MINUTES = 60
+
+# Fixed columns of the long format; a factor with one of these names would collide with them.
+RESERVED_FACTOR_NAMES = frozenset(
+    {
+        "participant_id",
+        "query_id",
+        "category",
+        "topic",
+        "question",
+        "value",
+        "item_position",
+        "shown_at",
+        "answered_at",
+        "ms_on_page",
+    }
+)
+# The stimuli file has one scenario column per motivation: benign_scenario, malicious_scenario.
+MOTIVATION_LEVELS = ("benign", "malicious")
+
+MIN_POINTS, MAX_POINTS = 2, 11
+# Limits mirror the columns of studies.models so a valid spec always fits the database.
+MAX_SLUG, MAX_TITLE, MAX_CODE, MAX_URL, MAX_NAME, MAX_LABEL = 80, 200, 64, 500, 64, 200
+MAX_POSITIVE_INT = 2_147_483_647
+MAX_SEED = 2**63 - 1
+MAX_SPEC_CHARS = 1_000_000
+
+SLUG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+IDENTIFIER_RE = re.compile(r"[a-z][a-z0-9_]*")
+QUESTION_KEY_RE = re.compile(r"[a-z][a-z0-9_-]*")
+URL_PARAM_RE = re.compile(r"[A-Za-z0-9_]+")
+
+_INVALID: Any = object()  # returned by checkers for a value that produced a problem
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = ", ".join(p for p in (f"line {self.line}" if self.line else "", self.path) if p)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; ``problems`` lists every problem found, in line order."""
+
+    def __init__(self, problems: list[SpecProblem], source: str = "<spec>") -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(f"{self.source}: {p}" for p in self.problems)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load_spec(text: str, source: str = "<spec>") -> dict:
+    """Parse and validate a spec; return it normalised or raise SpecError with every problem."""
+    spec, _ = _load(text, source, base_dir=None)
+    return spec
+
+
+def load_spec_file(path: str | Path) -> tuple[dict, Path | None]:
+    """Load a spec file; also resolve its ``stimuli`` path (relative to the file's folder)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SpecError(
+            [SpecProblem("", None, f"cannot read the file: {reason}")], str(path)
+        ) from None
+    return _load(text, str(path), base_dir=path.resolve().parent)
+
+
+def dump_spec(spec: dict) -> str:
+    """YAML text of a normalised spec, such that ``load_spec(dump_spec(s)) == s``."""
+    return yaml.dump(
+        _canonical_order(spec),
+        Dumper=_SpecDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        # Wide lines keep each question on one line instead of folding it.
+        width=4096,
+    )
+
+
+def design_from_spec(spec: dict) -> Design:
+    """Build the pure Design of a normalised spec."""
+    # An empty rule stays empty: design.py reads it as "show: $response_type".
+    rule = tuple(RuleRow(when=dict(row["when"]), show=row["show"]) for row in spec["response_rule"])
+    return Design(
+        factors=tuple(
+            Factor(name=f["name"], levels=tuple(f["levels"]), assignment=f["assignment"])
+            for f in spec["factors"]
+        ),
+        rule=rule,
+        items_per_participant=spec["items_per_participant"],
+        attention_checks=tuple(
+            AttentionSlot(key=a["key"], after_item=a["after_item"])
+            for a in spec.get("attention_checks", [])
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _load(text: str, source: str, base_dir: Path | None) -> tuple[dict, Path | None]:
+    if len(text) > MAX_SPEC_CHARS:
+        problem = SpecProblem("", None, f"the spec is larger than {MAX_SPEC_CHARS} characters")
+        raise SpecError([problem], source)
+    data, lines, problems = _parse_yaml(text)
+    if problems:
+        raise SpecError(problems, source)
+    checker = _Checker(lines)
+    spec = checker.spec(data)
+    stimuli_path = None
+    if not checker.problems and base_dir is not None and "stimuli" in spec:
+        stimuli_path = (base_dir / spec["stimuli"]).resolve()
+        if not stimuli_path.is_file():
+            checker.add("stimuli", f"file not found: {stimuli_path}")
+    if checker.problems:
+        problems = sorted(checker.problems, key=lambda p: p.line or 0)
+        raise SpecError(problems, source)
+    return spec, stimuli_path
+
+
+def _parse_yaml(text: str) -> tuple[Any, dict[str, int], list[SpecProblem]]:
+    """Parse once into a node tree (for line numbers) and the data built from it."""
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}, [SpecProblem("", 1, "the spec is empty")]
+        problems = _duplicate_keys(node)
+        if problems:
+            return None, {}, problems
+        data = loader.construct_document(node)
+        lines: dict[str, int] = {}
+        # Indexed after construction, which has already expanded merge keys (<<) in place.
+        _index_lines(node, "", lines, set())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        detail = exc.problem or exc.context or "unreadable YAML"
+        if exc.problem and exc.context:
+            # e.g. "expected ',' or ']', but got ':' (while parsing a flow sequence, line 1)"
+            where = f", line {exc.context_mark.line + 1}" if exc.context_mark else ""
+            detail = f"{exc.problem} ({exc.context}{where})"
+        return None, {}, [SpecProblem("", line, f"not valid YAML: {detail}")]
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        message = f"not valid YAML: character #x{exc.character:04x} is not allowed"
+        return None, {}, [SpecProblem("", line, message)]
+    except yaml.YAMLError as exc:
+        return None, {}, [SpecProblem("", None, f"not valid YAML: {exc}")]
+    except RecursionError:
+        # PyYAML composes recursively; absurd nesting must be an error, not a crash.
+        return None, {}, [SpecProblem("", None, "not valid YAML: nested too deeply")]
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return data, lines, []
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _duplicate_keys(root: yaml.Node) -> list[SpecProblem]:
+    # PyYAML silently keeps the last of two equal keys; a spec author almost never means that.
+    problems: list[SpecProblem] = []
+    seen_nodes: set[int] = set()
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if id(node) in seen_nodes:
+            return
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                if key.tag == _MERGE_TAG or not isinstance(key, yaml.ScalarNode):
+                    continue
+                line = key.start_mark.line + 1
+                child = f"{path}.{key.value}" if path else key.value
+                if key.value in first:
+                    problems.append(
+                        SpecProblem(
+                            child,
+                            line,
+                            f"duplicate key '{key.value}' (first on line {first[key.value]})",
+                        )
+                    )
+                else:
+                    first[key.value] = line
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{path}[{i}]")
+
+    walk(root, "")
+    return problems
+
+
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], seen: set[int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    # Each node is descended once: aliases reuse nodes, and a billion-laughs document must
+    # not make this walk exponential. Paths under a repeated alias fall back to the alias line.
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            child = f"{path}.{key.value}" if path else key.value
+            # The key's line, not the value's: a block value starts on the line below.
+            lines[child] = key.start_mark.line + 1
+            _index_lines(value, child, lines, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, f"{path}[{i}]", lines, seen)
+
+
+_PARENT_RE = re.compile(r"(?:\.[^.\[\]]*|\[\d+\])$")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _describe(value: object) -> str:
+    """What a YAML value is, in words, for "found ..." messages."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a number with a fraction ({value})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"a string ({shown!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__} ({value})"
+
+
+def _is_http_url(url: str) -> bool:
+    # Participants are redirected here, so only absolute web URLs (never javascript: etc.).
+    if re.search(r"\s", url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+class _Checker:
+    """Walks the parsed data, collecting problems and building the normalised spec."""
+
+    def __init__(self, lines: dict[str, int]) -> None:
+        self.lines = lines
+        self.problems: list[SpecProblem] = []
+
+    # -- reporting
+
+    def line(self, path: str) -> int | None:
+        # A missing field has no line of its own: use the nearest enclosing one that exists.
+        while True:
+            if path in self.lines:
+                return self.lines[path]
+            if not path:
+                return None
+            parent = _PARENT_RE.sub("", path)
+            path = "" if parent == path else parent
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(SpecProblem(path, self.line(path), message))
+
+    # -- generic fields
+
+    def mapping(self, value: object, path: str, what: str = "a mapping") -> dict | Any:
+        if isinstance(value, dict):
+            return value
+        self.add(path, f"must be {what}, found {_describe(value)}")
+        return _INVALID
+
+    def known_keys(self, mapping: dict, path: str, allowed: tuple[str, ...]) -> None:
+        for key in mapping:
+            if key not in allowed:
+                name = str(key)
+                self.add(_join(path, name), f"unknown field '{name}'{_suggest(name, allowed)}")
+
+    def string(
+        self,
+        m: dict,
+        key: str,
+        path: str,
+        *,
+        default: str | None = None,
+        allow_empty: bool = False,
+        max_len: int | None = None,
+    ) -> str | Any:
+        """A string field; ``default`` None means required. Values are stripped."""
+        p = _join(path, key)
+        value = m.get(key)
+        if value is None and default is not None:
+            return default
+        if value is None and key not in m:
+            self.add(p, f"required field '{key}' is missing")
+            return _INVALID
+        return self.text(value, p, allow_empty=allow_empty, max_len=max_len)
+
+    def text(
+        self, value: object, path: str, *, allow_empty: bool = False, max_len: int | None = None
+    ) -> str | Any:
+        if not isinstance(value, str):
+            hint = ""
+            if isinstance(value, bool | int | float):
+                # YAML reads yes/no/on/off and bare numbers as non-text: quoting fixes that.
+                hint = "; put it in quotes if it is meant as text"
+            self.add(path, f"must be a string, found {_describe(value)}{hint}")
+            return _INVALID
+        value = value.strip()
+        if not value and not allow_empty:
+            self.add(path, "must not be empty")
+            return _INVALID
+        if max_len is not None and len(value) > max_len:
+            self.add(path, f"must be at most {max_len} characters long (found {len(value)})")
+            return _INVALID
+        return value
+
+    def matching(self, value: str, path: str, pattern: re.Pattern, what: str) -> str | Any:
+        if value is _INVALID:
+            return _INVALID
+        if not pattern.fullmatch(value):
+            self.add(path, f"must be {what}, found {value!r}")
+            return _INVALID
+        return value
+
+    def integer(
+        self,
+        m: dict,
+        key: str,
+        path: str,
+        *,
+        minimum: int,
+        maximum: int,
+        default: int | None = None,
+    ) -> int | Any:
+        """An integer field; ``default`` None means required."""
+        p = _join(path, key)
+        value = m.get(key)
+        if value is None and default is not None:
+            return default
+        if value is None and key not in m:
+            self.add(p, f"required field '{key}' is missing")
+            return _INVALID
+        return self.int_value(value, p, minimum=minimum, maximum=maximum)
+
+    def int_value(self, value: object, path: str, *, minimum: int, maximum: int) -> int | Any:
+        if maximum >= MAX_POSITIVE_INT:
+            expected = f"an integer of at least {minimum}"
+        else:
+            expected = f"an integer between {minimum} and {maximum}"
+        # bool is a subclass of int in Python, but `true` is never a meaningful count.
+        if not isinstance(value, int) or isinstance(value, bool):
+            hint = ""
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                hint = "; remove the quotes"
+            self.add(path, f"must be {expected}, found {_describe(value)}{hint}")
+            return _INVALID
+        if not minimum <= value <= maximum:
+            if value > maximum and maximum >= MAX_POSITIVE_INT:
+                expected = f"an integer of at most {maximum}"  # past what the database stores
+            self.add(path, f"must be {expected}, found {value}")
+            return _INVALID
+        return value
+
+    def boolean(self, m: dict, key: str, path: str, *, default: bool) -> bool | Any:
+        p = _join(path, key)
+        value = m.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.add(p, f"must be true or false, found {_describe(value)}")
+            return _INVALID
+        return value
+
+    def sequence(self, value: object, path: str, *, min_items: int, what: str) -> list | Any:
+        if not isinstance(value, list):
+            self.add(path, f"must be a list of {what}, found {_describe(value)}")
+            return _INVALID
+        if len(value) < min_items:
+            self.add(path, f"must contain at least {min_items} {what.rstrip('s')}")
+            return _INVALID
+        return value
+
+    # -- the spec
+
+    def spec(self, data: object) -> dict:
+        root = self.mapping(data, "", "a mapping of fields (like 'title: ...')")
+        if root is _INVALID:
+            return {}
+        self.known_keys(root, "", TOP_LEVEL_KEYS)
+        out: dict[str, Any] = {}
+        slug = self.string(root, "slug", "", max_len=MAX_SLUG)
+        out["slug"] = self.matching(
+            slug,
+            "slug",
+            SLUG_RE,
+            "a lowercase slug of letters a-z, digits and hyphens (like 'refusal-perception')",
+        )
+        out["title"] = self.string(root, "title", "", max_len=MAX_TITLE)
+        out["description"] = self.string(root, "description", "", default="", allow_empty=True)
+        out["consent"] = self.string(root, "consent", "")
+        out["instructions"] = self.string(root, "instructions", "")
+        positive = {"minimum": 1, "maximum": MAX_POSITIVE_INT}
+        out["target_participants"] = self.integer(root, "target_participants", "", **positive)
+        out["items_per_participant"] = self.integer(root, "items_per_participant", "", **positive)
+        out["time_limit_minutes"] = self.integer(
+            root, "time_limit_minutes", "", default=DEFAULT_TIME_LIMIT_MINUTES, **positive
+        )
+        out["completion"] = self.completion(root)
+        out["recruitment_params"] = self.recruitment_params(root)
+        out["topic_choice"] = self.boolean(root, "topic_choice", "", default=False)
+        out["seed"] = self.integer(root, "seed", "", minimum=0, maximum=MAX_SEED, default=0)
+        out["factors"] = self.factors(root)
+        out["response_rule"] = self.response_rule(root, out["factors"])
+        keys_seen: dict[str, str] = {}
+        out["questions"] = self.questions(root, keys_seen)
+        out["attention_checks"] = self.attention_checks(
+            root, keys_seen, out["items_per_participant"]
+        )
+        if "stimuli" in root:  # kept only when given, so a round trip adds nothing
+            out["stimuli"] = self.string(root, "stimuli", "")
+        if not self.problems:
+            self.design_problems(out)
+        return out
+
+    def completion(self, root: dict) -> dict | Any:
+        if "completion" not in root:
+            self.add("completion", "required field 'completion' is missing (a mapping with 'code')")
+            return _INVALID
+        m = self.mapping(root["completion"], "completion")
+        if m is _INVALID:
+            return _INVALID
+        self.known_keys(m, "completion", COMPLETION_KEYS)
+        code = self.string(m, "code", "completion", max_len=MAX_CODE)
+        url = self.string(m, "url", "completion", default="", allow_empty=True, max_len=MAX_URL)
+        if url not in ("", _INVALID) and not _is_http_url(url):
+            self.add("completion.url", f"must be an http:// or https:// URL, found {url!r}")
+            url = _INVALID
+        return {"code": code, "url": url}
+
+    def recruitment_params(self, root: dict) -> dict | Any:
+        value = root.get("recruitment_params")
+        if value is None:
+            return dict(DEFAULT_RECRUITMENT_PARAMS)
+        m = self.mapping(value, "recruitment_params")
+        if m is _INVALID:
+            return _INVALID
+        self.known_keys(m, "recruitment_params", RECRUITMENT_KEYS)
+        out = {}
+        first: dict[str, str] = {}
+        for key in RECRUITMENT_KEYS:
+            name = self.string(
+                m, key, "recruitment_params", default=DEFAULT_RECRUITMENT_PARAMS[key], max_len=64
+            )
+            path = f"recruitment_params.{key}"
+            name = self.matching(
+                name, path, URL_PARAM_RE, "a URL parameter name (letters, digits, underscores)"
+            )
+            if name is not _INVALID and name in first:
+                self.add(path, f"'{name}' is already used for '{first[name]}'")
+            elif name is not _INVALID:
+                first[name] = key
+            out[key] = name
+        return out
+
+    def factors(self, root: dict) -> list | Any:
+        if "factors" not in root:
+            self.add("factors", "required field 'factors' is missing (a list of factors)")
+            return _INVALID
+        items = self.sequence(root["factors"], "factors", min_items=1, what="factors")
+        if items is _INVALID:
+            return _INVALID
+        out = []
+        names: dict[str, str] = {}
+        for i, item in enumerate(items):
+            path = f"factors[{i}]"
+            m = self.mapping(item, path, "a factor (a mapping with name, levels, assignment)")
+            if m is _INVALID:
+                out.append(_INVALID)
+                continue
+            self.known_keys(m, path, FACTOR_KEYS)
+            name = self.matching(
+                self.string(m, "name", path, max_len=MAX_NAME),
+                f"{path}.name",
+                IDENTIFIER_RE,
+                "a lowercase identifier (letters a-z, digits, underscores; starting with a letter)",
+            )
+            if name is not _INVALID:
+                if name in RESERVED_FACTOR_NAMES:
+                    self.add(
+                        f"{path}.name",
+                        f"'{name}' is reserved (it is a fixed column of the data export)",
+                    )
+                    name = _INVALID
+                elif name in names:
+                    self.add(f"{path}.name", f"factor '{name}' is already defined at {names[name]}")
+                    name = _INVALID
+                else:
+                    names[name] = path
+            levels = self.levels(m, path, name)
+            assignment = self.string(m, "assignment", path)
+            if assignment not in (_INVALID, "between", "within"):
+                self.add(
+                    f"{path}.assignment",
+                    f"must be 'between' or 'within', found {assignment!r}"
+                    + _suggest(assignment, ("between", "within")),
+                )
+                assignment = _INVALID
+            out.append({"name": name, "levels": levels, "assignment": assignment})
+        return out
+
+    def levels(self, m: dict, path: str, factor: str | Any) -> list | Any:
+        p = f"{path}.levels"
+        if "levels" not in m:
+            self.add(p, "required field 'levels' is missing")
+            return _INVALID
+        items = self.sequence(m["levels"], p, min_items=1, what="levels")
+        if items is _INVALID:
+            return _INVALID
+        out: list[str] = []
+        for j, raw in enumerate(items):
+            level = self.text(raw, f"{p}[{j}]", max_len=MAX_NAME)
+            if level is _INVALID:
+                return _INVALID
+            if level in out:
+                self.add(f"{p}[{j}]", f"level '{level}' is listed twice")
+                return _INVALID
+            out.append(level)
+        if factor == RESPONSE_TYPE_FACTOR:
+            for j, level in enumerate(out):
+                if level not in RESPONSE_TYPES:
+                    self.add(
+                        f"{p}[{j}]",
+                        f"'{level}' is not a response type{_suggest(level, RESPONSE_TYPES)} "
+                        f"(the levels of '{RESPONSE_TYPE_FACTOR}' must be among: "
+                        f"{', '.join(RESPONSE_TYPES)})",
+                    )
+                    return _INVALID
+        if factor == MOTIVATION_FACTOR:
+            for j, level in enumerate(out):
+                if level not in MOTIVATION_LEVELS:
+                    self.add(
+                        f"{p}[{j}]",
+                        f"'{level}' is not a motivation level; use "
+                        f"{' or '.join(repr(v) for v in MOTIVATION_LEVELS)} "
+                        "(the stimuli file has a scenario column for each)",
+                    )
+                    return _INVALID
+        return out
+
+    def response_rule(self, root: dict, factors: list | Any) -> list | Any:
+        value = root.get("response_rule")
+        items = (
+            [] if value is None else self.sequence(value, "response_rule", min_items=0, what="rows")
+        )
+        if items is _INVALID:
+            return _INVALID
+        known: dict[str, list[str]] | None = None
+        if factors is not _INVALID and all(
+            f is not _INVALID and f["name"] is not _INVALID and f["levels"] is not _INVALID
+            for f in factors
+        ):
+            known = {f["name"]: f["levels"] for f in factors}
+        if not items and known is not None and RESPONSE_TYPE_FACTOR not in known:
+            self.add(
+                "response_rule",
+                "the response rule is empty; add rows (when: ..., show: ...), or add a factor "
+                f"named '{RESPONSE_TYPE_FACTOR}' whose level is the response type shown",
+            )
+            return _INVALID
+        out = []
+        for i, item in enumerate(items):
+            path = f"response_rule[{i}]"
+            m = self.mapping(item, path, "a rule row (a mapping with when and show)")
+            if m is _INVALID:
+                out.append(_INVALID)
+                continue
+            self.known_keys(m, path, RULE_KEYS)
+            when = self.when(m, path, known)
+            show = self.show(m, path, known)
+            out.append({"when": when, "show": show})
+        return out
+
+    def when(self, m: dict, path: str, known: dict[str, list[str]] | None) -> dict | Any:
+        p = f"{path}.when"
+        value = m.get("when")
+        if value is None:
+            return {}  # no condition: the row matches every item
+        when = self.mapping(value, p, "a mapping of factor: level")
+        if when is _INVALID:
+            return _INVALID
+        out: dict[str, str] = {}
+        for factor, raw_level in when.items():
+            fp = _join(p, str(factor))
+            level = self.text(raw_level, fp)
+            if level is _INVALID:
+                out = _INVALID
+                continue
+            if known is not None:
+                if factor not in known:
+                    self.add(
+                        fp,
+                        f"unknown factor '{factor}'{_suggest(str(factor), list(known))} "
+                        f"(factors: {', '.join(known)})",
+                    )
+                    out = _INVALID
+                    continue
+                if level not in known[factor]:
+                    self.add(
+                        fp,
+                        f"'{level}' is not a level of factor '{factor}'"
+                        f"{_suggest(level, known[factor])} (levels: {', '.join(known[factor])})",
+                    )
+                    out = _INVALID
+                    continue
+            if out is not _INVALID:
+                out[str(factor)] = level
+        return out
+
+    def show(self, m: dict, path: str, known: dict[str, list[str]] | None) -> str | Any:
+        show = self.string(m, "show", path)
+        p = f"{path}.show"
+        if show is _INVALID:
+            return _INVALID
+        if show.startswith("$"):
+            factor = show[1:]
+            if known is None:
+                return show
+            if factor not in known:
+                self.add(
+                    p,
+                    f"'{show}' names no factor{_suggest(factor, list(known))} "
+                    f"(factors: {', '.join(known)})",
+                )
+                return _INVALID
+            bad = [lv for lv in known[factor] if lv not in RESPONSE_TYPES]
+            if bad:
+                self.add(
+                    p,
+                    f"'{show}' shows the level of factor '{factor}', but its level(s) "
+                    f"{', '.join(repr(b) for b in bad)} are not response types "
+                    f"({', '.join(RESPONSE_TYPES)})",
+                )
+                return _INVALID
+            return show
+        if show not in RESPONSE_TYPES:
+            self.add(
+                p,
+                f"'{show}' is not a response type{_suggest(show, RESPONSE_TYPES)} "
+                f"(use one of {', '.join(RESPONSE_TYPES)}, or '$factor' for a factor's level)",
+            )
+            return _INVALID
+        return show
+
+    def item_key(self, m: dict, path: str, keys_seen: dict[str, str]) -> str | Any:
+        key = self.matching(
+            self.string(m, "key", path, max_len=MAX_NAME),
+            f"{path}.key",
+            QUESTION_KEY_RE,
+            "a lowercase key (letters a-z, digits, '_' or '-'; starting with a letter)",
+        )
+        if key is _INVALID:
+            return _INVALID
+        if key in keys_seen:
+            self.add(f"{path}.key", f"key '{key}' is already used by {keys_seen[key]}")
+            return _INVALID
+        keys_seen[key] = path
+        return key
+
+    def scale(self, m: dict, path: str) -> dict | Any:
+        p = f"{path}.scale"
+        if "scale" not in m:
+            self.add(p, "required field 'scale' is missing (a mapping with points and anchors)")
+            return _INVALID
+        s = self.mapping(m["scale"], p, "a scale (a mapping with points and anchors)")
+        if s is _INVALID:
+            return _INVALID
+        self.known_keys(s, p, SCALE_KEYS)
+        points = self.integer(s, "points", p, minimum=MIN_POINTS, maximum=MAX_POINTS)
+        raw = s.get("anchors")
+        anchors: dict[int, str] | Any = {}
+        if raw is not None:
+            raw = self.mapping(raw, f"{p}.anchors", "a mapping of scale point: label")
+            anchors = _INVALID if raw is _INVALID else self.anchors(raw, f"{p}.anchors", points)
+        return {"points": points, "anchors": anchors}
+
+    def anchors(self, raw: dict, path: str, points: int | Any) -> dict | Any:
+        out: dict[int, str] = {}
+        ok = True
+        for key, label in raw.items():
+            ap = f"{path}.{key}"
+            point: int | None = None
+            # JSON object keys are always strings, so "1" is as good as 1.
+            if isinstance(key, int) and not isinstance(key, bool):
+                point = key
+            elif isinstance(key, str) and key.strip().isdigit():
+                point = int(key.strip())
+            if point is None:
+                self.add(
+                    ap,
+                    f"an anchor's key must be a scale point (an integer), found {_describe(key)}",
+                )
+                ok = False
+                continue
+            if points is not _INVALID and not 1 <= point <= points:
+                self.add(ap, f"anchor {point} is outside the scale (points 1 to {points})")
+                ok = False
+                continue
+            if point in out:
+                self.add(ap, f"anchor {point} is given twice")
+                ok = False
+                continue
+            text = self.text(label, ap, max_len=MAX_LABEL)
+            if text is _INVALID:
+                ok = False
+                continue
+            out[point] = text
+        return dict(sorted(out.items())) if ok else _INVALID
+
+    def questions(self, root: dict, keys_seen: dict[str, str]) -> list | Any:
+        if "questions" not in root:
+            self.add("questions", "required field 'questions' is missing (a list of questions)")
+            return _INVALID
+        items = self.sequence(root["questions"], "questions", min_items=1, what="questions")
+        if items is _INVALID:
+            return _INVALID
+        out = []
+        for i, item in enumerate(items):
+            path = f"questions[{i}]"
+            m = self.mapping(item, path, "a question (a mapping with key, text, scale)")
+            if m is _INVALID:
+                out.append(_INVALID)
+                continue
+            self.known_keys(m, path, QUESTION_KEYS)
+            out.append(
+                {
+                    "key": self.item_key(m, path, keys_seen),
+                    "construct": self.string(
+                        m, "construct", path, default="", allow_empty=True, max_len=MAX_NAME
+                    ),
+                    "text": self.string(m, "text", path),
+                    "scale": self.scale(m, path),
+                    "reverse_coded": self.boolean(m, "reverse_coded", path, default=False),
+                    "required": self.boolean(m, "required", path, default=True),
+                }
+            )
+        return out
+
+    def attention_checks(
+        self, root: dict, keys_seen: dict[str, str], items_per_participant: int | Any
+    ) -> list | Any:
+        value = root.get("attention_checks")
+        if value is None:
+            return []
+        items = self.sequence(value, "attention_checks", min_items=0, what="attention checks")
+        if items is _INVALID:
+            return _INVALID
+        last = MAX_POSITIVE_INT if items_per_participant is _INVALID else items_per_participant
+        out = []
+        for i, item in enumerate(items):
+            path = f"attention_checks[{i}]"
+            m = self.mapping(
+                item, path, "an attention check (a mapping with key, text, scale, ...)"
+            )
+            if m is _INVALID:
+                out.append(_INVALID)
+                continue
+            self.known_keys(m, path, ATTENTION_KEYS)
+            key = self.item_key(m, path, keys_seen)
+            text = self.string(m, "text", path)
+            scale = self.scale(m, path)
+            points = MAX_POSITIVE_INT if scale is _INVALID else scale["points"]
+            correct = self.integer(
+                m,
+                "correct",
+                path,
+                minimum=1,
+                maximum=MAX_POSITIVE_INT if points is _INVALID else points,
+            )
+            after_item = self.integer(m, "after_item", path, minimum=0, maximum=last)
+            out.append(
+                {
+                    "key": key,
+                    "text": text,
+                    "scale": scale,
+                    "correct": correct,
+                    "after_item": after_item,
+                }
+            )
+        return out
+
+    def design_problems(self, spec: dict) -> None:
+        for message in check_design(design_from_spec(spec), RESPONSE_TYPES):
+            self.add(_design_problem_path(message), message)
+
+
+def _design_problem_path(message: str) -> str:
+    # check_design reports plain messages; attach each to the spec key it is most about.
+    lowered = message.lower()
+    if lowered.startswith(("factor ", "the factors ")):
+        return "factors"
+    if "attention check" in lowered:
+        return "attention_checks"
+    if lowered.startswith("items_per_participant"):
+        return "items_per_participant"
+    return "response_rule"
+
+
+# --------------------------------------------------------------------------- dumping
+
+
+class _SpecDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        # Anchors in the output (&id001) would only confuse a reader of an exported spec.
+        return True
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        # Indent list items under their key, as people write them by hand.
+        return super().increase_indent(flow, False)
+
+
+# Line breaks other than "\n": PyYAML's plain/single-quoted output mangles NEL (U+0085), and
+# a literal block would turn "\r\n" into "\n", so such text is written double-quoted (escaped).
+_ODD_BREAKS = frozenset("\r\x85\u2028\u2029")
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if _ODD_BREAKS.intersection(value):
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_SpecDumper.add_representer(str, _represent_str)
+
+
+def _ordered(mapping: dict, order: tuple[str, ...]) -> dict:
+    out = {k: mapping[k] for k in order if k in mapping}
+    out.update((k, v) for k, v in mapping.items() if k not in out)
+    return out
+
+
+def _canonical_order(spec: dict) -> dict:
+    def scale(s: dict) -> dict:
+        return _ordered(s, SCALE_KEYS)
+
+    out = _ordered(spec, TOP_LEVEL_KEYS)
+    if isinstance(out.get("completion"), dict):
+        out["completion"] = _ordered(out["completion"], COMPLETION_KEYS)
+    if isinstance(out.get("recruitment_params"), dict):
+        out["recruitment_params"] = _ordered(out["recruitment_params"], RECRUITMENT_KEYS)
+    if "factors" in out:
+        out["factors"] = [_ordered(f, FACTOR_KEYS) for f in out["factors"]]
+    if "response_rule" in out:
+        out["response_rule"] = [_ordered(r, RULE_KEYS) for r in out["response_rule"]]
+    for key, order in (("questions", QUESTION_KEYS), ("attention_checks", ATTENTION_KEYS)):
+        if key in out:
+            out[key] = [{**_ordered(q, order), "scale": scale(q["scale"])} for q in out[key]]
+    return out

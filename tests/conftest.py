@@ -1,0 +1,60 @@
+"""Shared fixtures: example studies imported and launched through the real services."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from studies import services
+from studies.models import Study
+from studies.spec import load_spec_file
+from studies.stimuli_file import read_stimuli_file
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_SPEC = ROOT / "examples" / "refusal-perception" / "study.yaml"
+EVERY_TYPE_SPEC = ROOT / "examples" / "every-type" / "study.yaml"
+
+
+def _load(path: Path) -> tuple[dict, list]:
+    spec, stimuli_path = load_spec_file(path)
+    return spec, read_stimuli_file(stimuli_path)
+
+
+@pytest.fixture(autouse=True)
+def plain_http_settings(settings):
+    """Tests speak plain HTTP to the test client and live server, with unhashed static files."""
+    settings.SECURE_SSL_REDIRECT = False
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(scope="session")
+def seed_spec() -> tuple[dict, list]:
+    return _load(SEED_SPEC)
+
+
+@pytest.fixture(scope="session")
+def every_type_spec() -> tuple[dict, list]:
+    return _load(EVERY_TYPE_SPEC)
+
+
+@pytest.fixture
+def make_study(seed_spec):
+    """Import (and by default launch) the seed example study, with spec fields overridden."""
+
+    def make(*, launch: bool = True, base: tuple[dict, list] | None = None, **overrides) -> Study:
+        spec, rows = copy.deepcopy(base or seed_spec)
+        spec.update(overrides)
+        study = services.import_study(spec=spec, stimuli=rows)
+        if launch:
+            services.launch_study(study=study)
+            study.refresh_from_db()
+        return study
+
+    return make

@@ -1,0 +1,294 @@
+"""Stimuli files: CSV and JSONL parsing, and every kind of bad input reported at once."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from studies.domain import RESPONSE_TYPES, SAFETY_CATEGORIES
+from studies.stimuli_file import StimuliFileError, StimulusRow, parse_stimuli, read_stimuli_file
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "refusal-perception" / "stimuli.csv"
+
+HEADER = (
+    "query_id,query,category,topic,benign_scenario,malicious_scenario,"
+    + ",".join(RESPONSE_TYPES)
+    + ",source"
+)
+
+
+def csv_row(query_id: str, category: str = "dangerous_topics", **cells: str) -> str:
+    values = {
+        "query_id": query_id,
+        "query": f"Query {query_id}?",
+        "category": category,
+        "topic": f"topic {query_id}",
+        "benign_scenario": "You are a careful person.",
+        "malicious_scenario": "You are up to no good.",
+        **{t: f"{t} text" for t in RESPONSE_TYPES},
+        "source": "tests",
+    }
+    values.update(cells)
+    columns = HEADER.split(",")
+    return ",".join(json.dumps(values[c]) if "," in values[c] else values[c] for c in columns)
+
+
+def json_row(query_id: str, **fields: object) -> str:
+    obj: dict[str, object] = {
+        "query_id": query_id,
+        "query": f"Query {query_id}?",
+        "category": "privacy_violation",
+        "benign_scenario": "You are a careful person.",
+        "malicious_scenario": "You are up to no good.",
+        **{t: f"{t} text" for t in RESPONSE_TYPES},
+    }
+    obj.update(fields)
+    return json.dumps(obj)
+
+
+def problems_of(data: bytes | str, filename: str = "s.csv") -> list[str]:
+    with pytest.raises(StimuliFileError) as info:
+        parse_stimuli(data, filename)
+    return info.value.problems
+
+
+# --------------------------------------------------------------------------- good input
+
+
+def test_good_csv():
+    rows = parse_stimuli("\n".join([HEADER, csv_row("q01"), csv_row("q02")]) + "\n", "s.csv")
+    assert [r.query_id for r in rows] == ["q01", "q02"]
+    first = rows[0]
+    assert isinstance(first, StimulusRow)
+    assert first.query == "Query q01?"
+    assert first.category == "dangerous_topics"
+    assert first.topic == "topic q01"
+    assert first.benign_scenario == "You are a careful person."
+    assert first.responses == {t: f"{t} text" for t in RESPONSE_TYPES}
+    assert first.metadata == {"source": "tests"}
+    assert [r.line for r in rows] == [2, 3]
+
+
+def test_empty_response_cells_are_left_out_and_values_stripped():
+    text = "\n".join([HEADER, csv_row("  q01 ", redirection="", full_compliance="  ok  ")])
+    (row,) = parse_stimuli(text, "s.csv")
+    assert row.query_id == "q01"
+    assert "redirection" not in row.responses
+    assert row.responses["full_compliance"] == "ok"
+
+
+def test_topic_column_is_optional():
+    header = HEADER.replace("topic,", "")
+    row = csv_row("q01").split(",")
+    del row[3]
+    (parsed,) = parse_stimuli(header + "\n" + ",".join(row), "s.csv")
+    assert parsed.topic == ""
+
+
+def test_multiline_cells_keep_line_numbers_right():
+    text = "\n".join([HEADER, csv_row("q01", query='"Two\nlines"'), csv_row("q02")])
+    text = text.replace('"\\"Two\\nlines\\""', '"Two\nlines"')
+    rows = parse_stimuli(text, "s.csv")
+    assert rows[0].query == "Two\nlines"
+    assert [r.line for r in rows] == [2, 4]
+
+
+def test_blank_lines_are_skipped_in_csv():
+    rows = parse_stimuli("\n".join([HEADER, "", csv_row("q01"), "", csv_row("q02"), ""]), "s.csv")
+    assert [r.line for r in rows] == [3, 5]
+
+
+def test_header_names_are_matched_leniently():
+    header = HEADER.replace("query_id", " Query_ID ")
+    (row,) = parse_stimuli(header + "\n" + csv_row("q01"), "s.csv")
+    assert row.query_id == "q01"
+
+
+def test_bom_in_bytes_and_text():
+    text = "\n".join([HEADER, csv_row("q01")])
+    assert parse_stimuli(b"\xef\xbb\xbf" + text.encode(), "s.csv")[0].query_id == "q01"
+    assert parse_stimuli("\ufeff" + text, "S.CSV")[0].query_id == "q01"
+
+
+def test_extra_columns_become_metadata():
+    header = HEADER + ",difficulty,notes"
+    text = header + "\n" + csv_row("q01") + ",hard,"
+    (row,) = parse_stimuli(text, "s.csv")
+    assert row.metadata == {"source": "tests", "difficulty": "hard"}
+
+
+def test_good_jsonl():
+    text = "\n".join(
+        [
+            json_row("q01", topic="phones", labels=["a", "b"], rating=3),
+            "",
+            json_row("q02", redirection=None),
+            "   ",
+        ]
+    )
+    rows = parse_stimuli(text.encode(), "data.jsonl")
+    assert [r.query_id for r in rows] == ["q01", "q02"]
+    assert [r.line for r in rows] == [1, 3]
+    assert rows[0].topic == "phones"
+    assert rows[0].metadata == {"labels": '["a", "b"]', "rating": "3"}
+    assert "redirection" not in rows[1].responses
+    assert rows[1].topic == ""
+
+
+def test_jsonl_numeric_query_id_is_text():
+    (row,) = parse_stimuli(json_row(7), "data.jsonl")  # type: ignore[arg-type]
+    assert row.query_id == "7"
+
+
+def test_jsonl_raw_line_separator_inside_a_string():
+    (row,) = parse_stimuli(
+        json_row("q01", query="a\u2028b").replace("\\u2028", "\u2028"), "x.jsonl"
+    )
+    assert row.query == "a\u2028b"
+
+
+def test_read_stimuli_file(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text(HEADER + "\n" + csv_row("q01"), encoding="utf-8")
+    assert read_stimuli_file(path)[0].query_id == "q01"
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_missing_required_column():
+    header = HEADER.replace("benign_scenario,", "")
+    assert problems_of(header + "\n") == ["missing required column(s): benign_scenario"]
+
+
+def test_missing_response_type_columns():
+    header = HEADER.replace(",redirection", "").replace(",full_compliance", "")
+    (problem,) = problems_of(header + "\n")
+    assert problem.startswith("missing response-type column(s): redirection, full_compliance")
+
+
+def test_missing_column_in_jsonl():
+    text = json.dumps({"query_id": "q01", "query": "x", "category": "c"})
+    problems = problems_of(text, "s.jsonl")
+    assert problems[0] == "missing required column(s): benign_scenario, malicious_scenario"
+    assert problems[1].startswith("missing response-type column(s): direct_refusal")
+
+
+def test_empty_required_cell():
+    text = "\n".join([HEADER, csv_row("q01"), csv_row("q02", category="  ")])
+    assert problems_of(text) == ["line 3 (query_id q02): column 'category' is empty"]
+
+
+def test_empty_query_id():
+    assert problems_of(HEADER + "\n" + csv_row("")) == ["line 2: column 'query_id' is empty"]
+
+
+def test_missing_field_in_jsonl_line():
+    text = "\n".join([json_row("q01"), json.dumps({"query_id": "q02", "query": "x"})])
+    problems = problems_of(text, "s.jsonl")
+    assert "line 2 (query_id q02): column 'category' is empty" in problems
+
+
+def test_duplicate_query_id():
+    text = "\n".join([HEADER, csv_row("q01"), csv_row("q03"), csv_row("q02"), csv_row("q03")])
+    assert problems_of(text) == ["line 5: duplicate query_id 'q03' (first on line 3)"]
+
+
+def test_too_long_query_id():
+    assert problems_of(HEADER + "\n" + csv_row("q" * 65)) == [
+        f"line 2 (query_id {'q' * 65}): column 'query_id' is longer than 64 characters"
+    ]
+
+
+def test_wrong_number_of_values():
+    text = "\n".join([HEADER, csv_row("q01") + ",extra"])
+    (problem,) = problems_of(text)
+    assert problem.startswith("line 2: has 13 value(s) but the header has 12 column(s)")
+
+
+def test_duplicate_header_column():
+    (problem,) = problems_of(HEADER + ",query\n" + csv_row("q01") + ",x")
+    assert problem == "line 1: column 'query' appears more than once"
+
+
+def test_bad_json_line():
+    text = "\n".join([json_row("q01"), '{"query_id": "q02",', json_row("q03")])
+    (problem,) = problems_of(text, "s.jsonl")
+    assert problem.startswith("line 2: not valid JSON: ")
+
+
+def test_json_line_not_an_object():
+    text = "\n".join([json_row("q01"), "[1, 2]"])
+    assert problems_of(text, "s.jsonl") == ["line 2: expected a JSON object, found a list"]
+
+
+def test_json_structured_value_in_known_field():
+    text = json_row("q01", query=["a", "b"])
+    assert problems_of(text, "s.jsonl") == ["line 1: field 'query' must be text, found a list"]
+
+
+@pytest.mark.parametrize("filename", ["stimuli.xlsx", "stimuli.json", "stimuli"])
+def test_unknown_extension(filename):
+    (problem,) = problems_of("anything", filename)
+    assert problem.startswith("unsupported file type")
+    assert ".csv or .jsonl" in problem
+
+
+@pytest.mark.parametrize("data", [b"", "", "  \n\n", b"\xef\xbb\xbf"])
+def test_empty_file(data):
+    assert problems_of(data) == ["the file is empty"]
+    assert problems_of(data, "s.jsonl") == ["the file is empty"]
+
+
+def test_header_only_has_no_rows():
+    assert problems_of(HEADER + "\n") == ["the file has no data rows"]
+
+
+def test_not_utf8():
+    (problem,) = problems_of(HEADER.encode() + b"\n\xff\xfe")
+    assert "not valid UTF-8" in problem
+
+
+def test_all_problems_are_collected():
+    text = "\n".join(
+        [HEADER, csv_row("q01", query=""), csv_row("q01"), csv_row("q02", malicious_scenario="")]
+    )
+    assert problems_of(text) == [
+        "line 2 (query_id q01): column 'query' is empty",
+        "line 3: duplicate query_id 'q01' (first on line 2)",
+        "line 4 (query_id q02): column 'malicious_scenario' is empty",
+    ]
+
+
+def test_error_message_lists_problems_with_filename():
+    text = "\n".join([HEADER, csv_row("q01", query=""), csv_row("q01")])
+    with pytest.raises(StimuliFileError) as info:
+        parse_stimuli(text, "stimuli.csv")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "stimuli.csv: 2 problems:"
+    assert lines[1].strip() == "line 2 (query_id q01): column 'query' is empty"
+
+
+def test_unreadable_file(tmp_path):
+    with pytest.raises(StimuliFileError) as info:
+        read_stimuli_file(tmp_path / "missing.csv")
+    assert "cannot read the file" in str(info.value)
+
+
+# --------------------------------------------------------------------------- the example
+
+
+def test_example_stimuli():
+    rows = read_stimuli_file(EXAMPLE)
+    assert len(rows) == 16
+    assert [r.query_id for r in rows] == [f"q{i:02d}" for i in range(1, 17)]
+    assert Counter(r.category for r in rows) == {c: 4 for c in SAFETY_CATEGORIES}
+    assert len({r.topic for r in rows}) == 16
+    for row in rows:
+        assert set(row.responses) == set(RESPONSE_TYPES), row.query_id
+        assert row.benign_scenario.startswith("You ")
+        assert row.malicious_scenario.startswith("You ")
+        assert row.metadata == {"source": "refusallab-examples"}
