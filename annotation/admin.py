@@ -9,8 +9,18 @@ from annotation.models import Participant, Slot
 class ParticipantAdmin(admin.ModelAdmin):
     list_display = ("pseudonym", "study", "status", "position", "consented_at", "completed_at")
     list_filter = ("study", "status")
-    readonly_fields = ("pseudonym", "study", "slot", "position", "recruitment", "created_at",
-                       "consented_at", "instructions_read_at", "completed_at", "last_seen_at")
+    readonly_fields = (
+        "pseudonym",
+        "study",
+        "slot",
+        "position",
+        "recruitment",
+        "created_at",
+        "consented_at",
+        "instructions_read_at",
+        "completed_at",
+        "last_seen_at",
+    )
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

@@ -55,6 +55,9 @@ class SlotItem(models.Model):
             models.UniqueConstraint(fields=["slot", "position"], name="slot_item_position_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"slot {self.slot_id} item {self.position} ({self.kind})"
+
 
 class Participant(models.Model):
     class Status(models.TextChoices):
@@ -108,6 +111,9 @@ class Trial(models.Model):
             models.UniqueConstraint(fields=["participant", "position"], name="trial_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"participant {self.participant_id} item {self.position}"
+
 
 class Rating(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="ratings")
@@ -120,3 +126,6 @@ class Rating(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["trial", "question"], name="rating_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"trial {self.trial_id} question {self.question_id} = {self.value}"

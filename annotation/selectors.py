@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from annotation.pseudonyms import pseudonym_for
 from annotation.models import Participant, Slot, SlotItem, Trial
+from annotation.pseudonyms import pseudonym_for
 from studies.models import Query, Scenario, Study
 
 
@@ -70,4 +70,6 @@ def queries_seen(participant: Participant):
 
 def participant_by_external_id(study: Study, external_id: str) -> Participant | None:
     pseudonym = pseudonym_for(salt=study.pseudonym_salt, external_id=external_id)
-    return Participant.objects.select_related("study").filter(study=study, pseudonym=pseudonym).first()
+    return (
+        Participant.objects.select_related("study").filter(study=study, pseudonym=pseudonym).first()
+    )

@@ -11,10 +11,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from annotation import selectors
 from annotation.answers import parse_answers
 from annotation.errors import AnswersInvalid, ParticipationEnded, StudyFull, TopicInvalid
 from annotation.models import Participant, Rating, Slot, SlotItem, Trial
-from annotation import selectors
 from annotation.pseudonyms import pseudonym_for
 from studies.design import PlannedSlot
 from studies.models import Query, Question, ResponseVariant, Study
@@ -310,4 +310,3 @@ def record_answers(
 def release_expired_slots(*, now: datetime | None = None) -> int:
     """Periodic sweep over every live study (the join path also sweeps lazily)."""
     return expire_overdue_participants(now=now)
-

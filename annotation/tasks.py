@@ -1,4 +1,4 @@
-"""Celery tasks of the participant side (housekeeping only: the participant path never waits on them)."""
+"""Celery tasks of the participant side: housekeeping the participant path never waits on."""
 
 from celery import shared_task
 

@@ -21,8 +21,18 @@ class OwnedStudyAdmin(admin.ModelAdmin):
 class QuestionInline(admin.TabularInline):
     model = Question
     extra = 0
-    fields = ("order", "key", "construct", "text", "points", "reverse_coded", "required",
-              "is_attention_check", "correct_value", "after_item")
+    fields = (
+        "order",
+        "key",
+        "construct",
+        "text",
+        "points",
+        "reverse_coded",
+        "required",
+        "is_attention_check",
+        "correct_value",
+        "after_item",
+    )
 
 
 @admin.register(Study)

@@ -15,7 +15,9 @@ from studies.spec import design_from_spec
 def _scale(question) -> dict:
     return {
         "points": question.points,
-        "anchors": {int(k): v for k, v in sorted(question.anchors.items(), key=lambda kv: int(kv[0]))},
+        "anchors": {
+            int(k): v for k, v in sorted(question.anchors.items(), key=lambda kv: int(kv[0]))
+        },
     }
 
 
@@ -82,9 +84,7 @@ def launch_problems(study: Study) -> list[str]:
     if not queries:
         return ["the study has no queries: import stimuli first (import_stimuli SLUG FILE)"]
     needed_types = sorted(required_response_types(design))
-    motivations = next(
-        (f.levels for f in design.factors if f.name == MOTIVATION_FACTOR), ()
-    )
+    motivations = next((f.levels for f in design.factors if f.name == MOTIVATION_FACTOR), ())
     approved: dict[int, set[str]] = defaultdict(set)
     for query_pk, response_type in ResponseVariant.objects.filter(
         query__study=study, review_status=ResponseVariant.ReviewStatus.APPROVED
@@ -129,7 +129,9 @@ def study_progress(study: Study) -> dict:
         .annotate(n=Count("id"))
         .values_list("status", "n")
     )
-    cells: dict[str, dict[str, int]] = defaultdict(lambda: {"claimed": 0, "completed": 0, "free": 0})
+    cells: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"claimed": 0, "completed": 0, "free": 0}
+    )
     for cell, status, n in (
         Slot.objects.filter(study=study).values_list("cell", "status").annotate(n=Count("id"))
     ):

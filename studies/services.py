@@ -145,7 +145,10 @@ def import_stimuli(
         else:
             Query.objects.filter(pk=query.pk).update(**fields)
             updated += 1
-        for motivation, text in (("benign", row.benign_scenario), ("malicious", row.malicious_scenario)):
+        for motivation, text in (
+            ("benign", row.benign_scenario),
+            ("malicious", row.malicious_scenario),
+        ):
             Scenario.objects.update_or_create(
                 query=query, motivation=motivation, defaults={"text": text}
             )

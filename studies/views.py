@@ -37,6 +37,8 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "problems": selectors.launch_problems(study)
             if study.status in ("draft", "review")
             else [],
-            "recruitment_link": recruitment_link(request.build_absolute_uri(f"/s/{study.slug}/"), study),
+            "recruitment_link": recruitment_link(
+                request.build_absolute_uri(f"/s/{study.slug}/"), study
+            ),
         },
     )

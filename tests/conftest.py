@@ -6,6 +6,8 @@ import copy
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
 from studies import services
 from studies.models import Study
@@ -22,16 +24,26 @@ def _load(path: Path) -> tuple[dict, list]:
     return spec, read_stimuli_file(stimuli_path)
 
 
-@pytest.fixture(autouse=True)
-def plain_http_settings(settings):
-    """Tests speak plain HTTP to the test client and live server, with unhashed static files."""
-    settings.SECURE_SSL_REDIRECT = False
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+@pytest.fixture(autouse=True, scope="session")
+def plain_http_settings():
+    """Tests speak plain HTTP to the test client and live server, with unhashed static files.
+
+    Session scope and autouse put this before the live server starts, whose middleware
+    reads these settings once.
+    """
+    override = override_settings(
+        SECURE_SSL_REDIRECT=False,
+        SECURE_HSTS_SECONDS=0,
+        SESSION_COOKIE_SECURE=False,
+        CSRF_COOKIE_SECURE=False,
+        STORAGES={
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+    )
+    override.enable()
+    yield
+    override.disable()
 
 
 @pytest.fixture(scope="session")

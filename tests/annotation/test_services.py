@@ -94,7 +94,9 @@ def test_completing_every_item_stores_one_rating_per_question_and_finishes(make_
     expected = study.items_per_participant * n_questions + n_checks
     assert Rating.objects.filter(participant=p).count() == expected
     # Topic mode: the participant never saw a query twice.
-    queries = list(Trial.objects.filter(participant=p).exclude(query=None).values_list("query", flat=True))
+    queries = list(
+        Trial.objects.filter(participant=p).exclude(query=None).values_list("query", flat=True)
+    )
     assert len(queries) == len(set(queries)) == study.items_per_participant
 
 

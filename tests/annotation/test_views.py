@@ -33,7 +33,9 @@ def answer_page(client: Client, study: Study, response, value: str = "4"):
 
 
 def start(client: Client, study: Study, pid: str = "PID-1"):
-    response = client.get(f"/s/{study.slug}/?PROLIFIC_PID={pid}&STUDY_ID=s1&SESSION_ID=x", follow=True)
+    response = client.get(
+        f"/s/{study.slug}/?PROLIFIC_PID={pid}&STUDY_ID=s1&SESSION_ID=x", follow=True
+    )
     assert "consent" in response.request["PATH_INFO"]
     response = client.post(f"/s/{study.slug}/consent/", {"decision": "agree"}, follow=True)
     assert "instructions" in response.request["PATH_INFO"]

@@ -6,6 +6,7 @@ import copy
 from collections import Counter
 
 import pytest
+from django.db import DataError
 
 from annotation.models import Slot, SlotItem
 from studies import selectors, services
@@ -85,7 +86,7 @@ def test_stimuli_import_is_all_or_nothing(make_study):
     )
     # A row too long for the database fails the whole import, not just that row.
     rows[3] = rows[3].__class__(**{**rows[3].__dict__, "query_id": "x" * 100})
-    with pytest.raises(Exception):
+    with pytest.raises(DataError):
         services.import_stimuli(study=study, rows=rows, replace=True)
     assert list(study.queries.values_list("query_id", "text")) == before
 

@@ -45,9 +45,12 @@ class Command(BaseCommand):
                 rows = read_stimuli_file(stimuli_path) if stimuli_path else None
                 study = services.import_study(spec=spec, stimuli=rows, actor=user)
                 services.launch_study(study=study, actor=user)
+                study.refresh_from_db()
             study.owners.add(user)
             self.stdout.write(f"  {study.title} ({study.status})")
-            self.stdout.write(f"    participant:  {base}/s/{study.slug}/?PROLIFIC_PID=demo-{secrets.token_hex(3)}")
+            self.stdout.write(
+                f"    participant:  {base}/s/{study.slug}/?PROLIFIC_PID=demo-{secrets.token_hex(3)}"
+            )
             self.stdout.write(f"    progress:     {base}/studies/{study.slug}/")
         self.stdout.write(f"\n  researcher pages: {base}/studies/   admin: {base}/admin/")
         self.stdout.write(f"  login: {username} / {password}\n")
