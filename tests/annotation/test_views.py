@@ -170,3 +170,22 @@ def test_csrf_is_enforced_on_participant_posts(make_study):
     response = client.post(f"/s/{study.slug}/consent/", {"decision": "agree"})
     assert response.status_code == 403
     assert Participant.objects.get().slot is None
+
+
+def test_participant_past_the_time_limit_sees_ended_page_and_frees_slot(make_study):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.models import Slot
+
+    study = make_study(target_participants=1, time_limit_minutes=20)
+    client = Client()
+    start(client, study)
+    Participant.objects.update(consented_at=timezone.now() - timedelta(minutes=21))
+    response = client.get(f"/s/{study.slug}/item/1/", follow=True)
+    assert "time available for this study has run out" in response.content.decode()
+    assert Slot.objects.get(study=study).status == Slot.Status.FREE
+    # The freed place goes to the next person.
+    response = start(Client(), study, pid="next-person")
+    assert "Item 1 of" in response.content.decode()
