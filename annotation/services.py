@@ -59,19 +59,15 @@ def _release_slot(participant: Participant) -> None:
 
 
 @transaction.atomic
-def expire_overdue_participants(*, study: Study | None = None, now: datetime | None = None) -> int:
-    """Mark active participants past their time limit as timed out and free their slots."""
-    now = now or timezone.now()
+def expire_overdue_participants(*, study: Study, now: datetime | None = None) -> int:
+    """Mark the study's participants past their time limit as timed out and free their slots."""
+    cutoff = (now or timezone.now()) - timedelta(minutes=study.time_limit_minutes)
+    # Only overdue rows are locked, and locked ones skipped: joiners never queue behind raters.
     overdue = Participant.objects.select_for_update(skip_locked=True).filter(
-        status=Participant.Status.ACTIVE, consented_at__isnull=False
+        study=study, status=Participant.Status.ACTIVE, consented_at__lte=cutoff
     )
-    if study is not None:
-        overdue = overdue.filter(study=study)
     expired = 0
-    # The limit is per study, so compare in Python over the (few) active participants.
-    for participant in overdue.select_related("study"):
-        if participant.consented_at + timedelta(minutes=participant.study.time_limit_minutes) > now:
-            continue
+    for participant in overdue:
         _release_slot(participant)
         participant.status = Participant.Status.TIMED_OUT
         participant.save(update_fields=["status", "slot", "last_seen_at"])
@@ -264,7 +260,9 @@ def record_answers(
     """Store one page of answers with the participant's progress, exactly once."""
     # The row lock serialises double submits and second tabs of the same participant.
     participant = (
-        Participant.objects.select_for_update().select_related("study").get(pk=participant.pk)
+        Participant.objects.select_for_update(of=("self",))
+        .select_related("study")
+        .get(pk=participant.pk)
     )
     if Trial.objects.filter(submission_id=submission_id).exists():
         return RecordOutcome("duplicate", participant)
@@ -306,7 +304,7 @@ def record_answers(
     return RecordOutcome("stored", participant)
 
 
-@transaction.atomic
 def release_expired_slots(*, now: datetime | None = None) -> int:
-    """Periodic sweep over every live study (the join path also sweeps lazily)."""
-    return expire_overdue_participants(now=now)
+    """Periodic sweep over every running study (the join path also sweeps, lazily)."""
+    running = Study.objects.filter(status__in=(Study.Status.LIVE, Study.Status.PAUSED))
+    return sum(expire_overdue_participants(study=study, now=now) for study in running)
