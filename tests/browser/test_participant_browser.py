@@ -24,7 +24,8 @@ def progress(page: Page) -> tuple[int, int]:
 def pick_topic_if_asked(page: Page) -> None:
     if page.locator("input[name=topic]").count():
         page.locator("label.choice").first.click()
-        page.get_by_role("button", name="Continue").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Continue").click()
 
 
 def answer_with_mouse(page: Page) -> None:
@@ -38,7 +39,8 @@ def answer_with_keyboard(page: Page) -> None:
     for _ in range(count):
         page.keyboard.press("5")
     page.get_by_role("button", name=re.compile("Next|Finish")).focus()
-    page.keyboard.press("Enter")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
 
 
 def join(page: Page, base_url: str, pid: str) -> None:
@@ -63,8 +65,8 @@ def finish_study(page: Page, *, refresh_at: int | None = None, keyboard: bool = 
             answer_with_keyboard(page)
         else:
             answer_with_mouse(page)
-            page.get_by_role("button", name=re.compile("Next|Finish")).click()
-        page.wait_for_load_state()
+            with page.expect_navigation():
+                page.get_by_role("button", name=re.compile("Next|Finish")).click()
         if page.locator("#progress-label").count():
             assert progress(page)[0] == current + 1
 
