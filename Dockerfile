@@ -11,9 +11,13 @@ RUN groupadd --system --gid 1000 app \
 
 WORKDIR /app
 
+# Optional extras of pyproject.toml, comma-separated: `--build-arg EXTRAS=gpu` adds torch and
+# transformers (CUDA wheels from PyPI) for the GPU workers; empty (the default) installs the base.
+ARG EXTRAS=""
+
 # Dependencies first, so that code changes do not reinstall them.
 COPY pyproject.toml ./
-RUN pip install --no-cache-dir . && rm -rf build *.egg-info
+RUN pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" && rm -rf build *.egg-info
 
 COPY . .
 # Static files are collected into the image and served by whitenoise; the key is a build-time dummy.

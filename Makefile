@@ -26,8 +26,8 @@ format: $(VENV)/bin/ruff ## ruff fix + format
 worker: $(CELERY) ## Celery worker for the default queue (needs DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY or DEBUG=1)
 	$(CELERY) -A config worker -Q default -l info
 
-gpu-worker: $(CELERY) ## Celery worker for the gpu queue, one task at a time
-	$(CELERY) -A config worker -Q gpu --concurrency 1 -l info
+gpu-worker: $(VENV)/.gpu-extra ## Celery worker for the gpu queue: one process, one batch at a time (one per GPU: docs/gpu-hosts.md)
+	$(CELERY) -A config worker -Q gpu --concurrency 1 --prefetch-multiplier 1 -n gpu@%h -l info
 
 clean: ## remove the virtualenv, local data (var/) and collected static files
 	rm -rf $(VENV) var staticfiles
@@ -35,6 +35,11 @@ clean: ## remove the virtualenv, local data (var/) and collected static files
 $(CELERY):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q -e .
+
+# The `gpu` extra (torch + transformers) on top of the base install.
+$(VENV)/.gpu-extra: $(CELERY)
+	$(VENV)/bin/python -m pip install -q -e '.[gpu]'
+	touch $@
 
 $(VENV)/bin/ruff:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

@@ -175,3 +175,129 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.study_id}"
+
+
+class LanguageModel(models.Model):
+    """A registered model: which backend reaches it, with what settings, on which queue."""
+
+    class Backend(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible endpoint"
+        TRANSFORMERS = "transformers", "Local transformers weights"
+
+    class Queue(models.TextChoices):
+        DEFAULT = "default"
+        GPU = "gpu"
+
+    name = models.SlugField(max_length=100, unique=True)
+    backend = models.CharField(max_length=16, choices=Backend.choices)
+    # Backend settings (validated by studies.generation.backends); API keys are never stored,
+    # only the name of the environment variable that holds one on the worker hosts.
+    backend_settings = models.JSONField(default=dict)
+    queue = models.CharField(max_length=16, choices=Queue.choices, default=Queue.DEFAULT)
+    temperature = models.FloatField(default=0.7)
+    max_tokens = models.PositiveIntegerField(default=512)
+    seed = models.BigIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GenerationJob(models.Model):
+    """One request to have a model write a study's responses; fans out into batch tasks."""
+
+    class Kind(models.TextChoices):
+        STRATEGY = "strategy", "Strategy responses (the five types)"
+        NATURAL = "natural", "Natural responses (no strategy instruction)"
+
+    class Mode(models.TextChoices):
+        PER_TYPE = "per_type", "One call per response type"
+        STRUCTURED = "structured", "One structured call returning all five"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed", "finished with failures"
+        CANCELLED = "cancelled"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="generation_jobs")
+    model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STRATEGY)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.PER_TYPE)
+    samples = models.PositiveIntegerField(default=1)
+    # Per-type instructions used by this job (defaults from studies.generation.prompts).
+    instructions = models.JSONField(default=dict, blank=True)
+    # The model's generation parameters as they were when the job started.
+    params = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} {self.study.slug} {self.model.name} {self.kind}"
+
+
+class GenerationItem(models.Model):
+    """One text a model must write; its natural key makes reruns fill only what is missing."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Framing(models.TextChoices):
+        STRATEGY = "strategy"
+        QUERY_ONLY = "query_only"
+        BENIGN = "benign"
+        MALICIOUS = "malicious"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="generation_items")
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="generation_items")
+    model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="items")
+    # Empty for natural responses: the model chose its own type.
+    response_type = models.CharField(max_length=32, blank=True)
+    framing = models.CharField(max_length=16, choices=Framing.choices)
+    sample = models.PositiveIntegerField(default=0)
+    job = models.ForeignKey(GenerationJob, on_delete=models.SET_NULL, null=True, related_name="items")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    text = models.TextField(blank=True)
+    raw_output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    prompt = models.JSONField(default=list, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["query", "model", "response_type", "framing", "sample"],
+                name="generation_item_natural_key",
+            ),
+        ]
+        indexes = [models.Index(fields=["job", "status"], name="generation_item_job_idx")]
+
+    def __str__(self) -> str:
+        kind = self.response_type or self.framing
+        return f"{self.query.query_id}/{kind}/{self.model.name}#{self.sample}"

@@ -86,9 +86,12 @@ def launch_problems(study: Study) -> list[str]:
     needed_types = sorted(required_response_types(design))
     motivations = next((f.levels for f in design.factors if f.name == MOTIVATION_FACTOR), ())
     approved: dict[int, set[str]] = defaultdict(set)
+    twice: set[tuple[int, str]] = set()
     for query_pk, response_type in ResponseVariant.objects.filter(
         query__study=study, review_status=ResponseVariant.ReviewStatus.APPROVED
     ).values_list("query_id", "response_type"):
+        if response_type in approved[query_pk]:
+            twice.add((query_pk, response_type))
         approved[query_pk].add(response_type)
     scenarios: dict[int, set[str]] = defaultdict(set)
     for query_pk, motivation in Scenario.objects.filter(query__study=study).values_list(
@@ -101,6 +104,12 @@ def launch_problems(study: Study) -> list[str]:
         if missing:
             problems.append(
                 f"query {query.query_id} has no approved response for: {', '.join(missing)}"
+            )
+        doubled = sorted(t for q, t in twice if q == query.pk)
+        if doubled:
+            problems.append(
+                f"query {query.query_id} has more than one approved response for: "
+                f"{', '.join(doubled)}; approve exactly one"
             )
         missing_scenarios = [m for m in motivations if m not in scenarios[query.pk]]
         if missing_scenarios:

@@ -1,12 +1,22 @@
-"""Researcher URLs."""
+"""Researcher URLs: pages and the REST API."""
 
 from django.urls import path
 
-from studies import views
+from studies import api, views
 
 app_name = "studies"
 
 urlpatterns = [
     path("studies/", views.study_list, name="list"),
     path("studies/<slug:slug>/", views.study_detail, name="detail"),
+    path("studies/<slug:slug>/generate/", views.start_generation, name="generate"),
+    path("studies/<slug:slug>/jobs/<int:pk>/cancel/", views.cancel_generation, name="cancel-job"),
+    path("models/", views.model_list, name="models"),
+    path("api/models/", api.ModelListView.as_view(), name="api-models"),
+    path("api/models/<slug:name>/", api.ModelDetailView.as_view(), name="api-model"),
+    path("api/studies/<slug:slug>/generation-jobs/", api.StudyJobsView.as_view(),
+         name="api-study-jobs"),
+    path("api/generation-jobs/<int:pk>/", api.JobDetailView.as_view(), name="api-job"),
+    path("api/generation-jobs/<int:pk>/cancel/", api.JobCancelView.as_view(),
+         name="api-job-cancel"),
 ]

@@ -1,0 +1,38 @@
+"""Researcher forms: starting a generation job and registering a model."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from studies.models import GenerationJob, LanguageModel
+
+
+class GenerationJobForm(forms.Form):
+    model = forms.ModelChoiceField(LanguageModel.objects.all(), to_field_name="name")
+    kind = forms.ChoiceField(choices=GenerationJob.Kind.choices, initial="strategy")
+    mode = forms.ChoiceField(choices=GenerationJob.Mode.choices, initial="per_type")
+    samples = forms.IntegerField(min_value=1, max_value=100, initial=1)
+
+
+class LanguageModelForm(forms.Form):
+    name = forms.SlugField(max_length=100)
+    backend = forms.ChoiceField(choices=LanguageModel.Backend.choices)
+    queue = forms.ChoiceField(choices=LanguageModel.Queue.choices)
+    backend_settings = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text='JSON, e.g. {"base_url": "http://vllm:8001/v1", "model": "local-model"}',
+    )
+    temperature = forms.FloatField(min_value=0, max_value=2, initial=0.7)
+    max_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=512)
+    seed = forms.IntegerField(required=False)
+
+    def clean_backend_settings(self) -> dict:
+        try:
+            value = json.loads(self.cleaned_data["backend_settings"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno})") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON object")
+        return value

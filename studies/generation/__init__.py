@@ -1,0 +1,1 @@
+"""Response generation: prompts, model backends and the jobs that run them on Celery workers."""

@@ -1,0 +1,70 @@
+"""The contract every model backend meets: a batch of chat requests in, one outcome each out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+BACKENDS = ("openai", "transformers")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to produce. ``messages`` use the OpenAI shape: role + content."""
+
+    messages: tuple[dict[str, str], ...]
+    max_tokens: int = 512
+    temperature: float = 0.0
+    seed: int | None = None
+    # Forces exactly this many new tokens where the backend can (benchmarks only).
+    min_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatOutcome:
+    """What came back for one request: text, or an error saying whether a retry may help."""
+
+    text: str | None = None
+    error: str | None = None
+    retryable: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: int | None = None
+    finish_reason: str | None = None
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+
+class Backend(Protocol):
+    #: How many requests one Celery batch task should hand to ``generate`` at once.
+    preferred_batch_size: int
+
+    def generate(self, requests: list[ChatRequest]) -> list[ChatOutcome]:
+        """Answer every request, in order; one request failing must not fail the others."""
+        ...
+
+
+def validate_backend_settings(backend: str, settings: dict) -> dict:
+    """Check and normalise a backend's settings; raises ValueError naming the bad field."""
+    if backend == "openai":
+        from studies.generation.backends.openai_compat import validate_settings
+    elif backend == "transformers":
+        from studies.generation.backends.transformers_local import validate_settings
+    else:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    return validate_settings(settings)
+
+
+def build_backend(backend: str, settings: dict) -> Backend:
+    """The backend object for a registered model (imports heavy libraries only when needed)."""
+    settings = validate_backend_settings(backend, settings)
+    if backend == "openai":
+        from studies.generation.backends.openai_compat import OpenAICompatibleBackend
+
+        return OpenAICompatibleBackend(**settings)
+    from studies.generation.backends.transformers_local import TransformersBackend
+
+    return TransformersBackend(**settings)

@@ -1,0 +1,58 @@
+"""Start a generation job for a study from the shell, optionally waiting for it to finish."""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from studies.errors import StudyStateError
+from studies.generation import selectors, services
+from studies.models import GenerationJob, LanguageModel, Study
+
+
+class Command(BaseCommand):
+    help = "Have a registered model write a study's responses (the same job as the UI starts)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("slug")
+        parser.add_argument("--model", required=True, help="a registered model's name")
+        parser.add_argument("--kind", default="strategy", choices=GenerationJob.Kind.values)
+        parser.add_argument("--mode", default="per_type", choices=GenerationJob.Mode.values)
+        parser.add_argument("--samples", type=int, default=1)
+        parser.add_argument("--wait", action="store_true", help="poll until the job finishes")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
+
+    def handle(self, *args, slug: str, model: str, **options) -> None:
+        study = Study.objects.filter(slug=slug).first()
+        if study is None:
+            raise CommandError(f"no study with slug '{slug}'")
+        registered = LanguageModel.objects.filter(name=model).first()
+        if registered is None:
+            raise CommandError(f"no model named '{model}' (register it with register_model)")
+        try:
+            job = services.start_generation_job(
+                study=study,
+                model=registered,
+                kind=options["kind"],
+                mode=options["mode"],
+                samples=options["samples"],
+            )
+        except (StudyStateError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"job {job.pk}: {job.items.count()} texts to write ({job.status})")
+        if not options["wait"]:
+            return
+        deadline = time.monotonic() + options["timeout"]
+        while True:
+            progress = selectors.job_progress(job)
+            self.stdout.write(
+                f"  {progress['done']}/{progress['total']} done, {progress['failed']} failed"
+            )
+            if progress["finished"]:
+                break
+            if time.monotonic() > deadline:
+                raise CommandError(f"job {job.pk} still running after {options['timeout']} s")
+            time.sleep(2)
+        job.refresh_from_db()
+        if job.status != GenerationJob.Status.DONE:
+            raise CommandError(f"job {job.pk} ended {job.status}: {job.error}")
+        self.stdout.write(f"job {job.pk} done")

@@ -1,0 +1,49 @@
+"""Register (or update) a model that generation jobs can use."""
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from studies.generation import services
+from studies.models import LanguageModel
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise CommandError(f"--set takes KEY=VALUE, got {text!r}")
+    value = value.strip()
+    for convert in (int, float):
+        try:
+            return key.strip(), convert(value)
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
+class Command(BaseCommand):
+    help = "Register a model: backend, its settings (--set KEY=VALUE), queue and parameters."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--backend", required=True, choices=LanguageModel.Backend.values)
+        parser.add_argument("--queue", default="default", choices=LanguageModel.Queue.values)
+        parser.add_argument("--set", dest="settings", action="append", default=[],
+                            metavar="KEY=VALUE", help="a backend setting; repeat as needed")
+        parser.add_argument("--temperature", type=float, default=0.7)
+        parser.add_argument("--max-tokens", type=int, default=512)
+        parser.add_argument("--seed", type=int, default=None)
+
+    def handle(self, *args, **options) -> None:
+        settings = dict(parse_setting(item) for item in options["settings"])
+        try:
+            model = services.register_model(
+                name=options["name"],
+                backend=options["backend"],
+                backend_settings=settings,
+                queue=options["queue"],
+                temperature=options["temperature"],
+                max_tokens=options["max_tokens"],
+                seed=options["seed"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"{model.name}: {model.backend} on queue {model.queue}")
