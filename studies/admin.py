@@ -85,10 +85,25 @@ class ResponseVariantAdmin(OwnedStudyAdmin):
     list_display = ("query", "response_type", "model_name", "sample", "source", "review_status")
     list_filter = ("review_status", "source", "response_type", "model_name")
     search_fields = ("text", "query__query_id")
-    readonly_fields = ("query", "response_type", "model_name", "sample", "source",
-                       "review_status", "provenance")
-    fields = ("query", "response_type", "model_name", "sample", "text", "source",
-              "review_status", "provenance")
+    readonly_fields = (
+        "query",
+        "response_type",
+        "model_name",
+        "sample",
+        "source",
+        "review_status",
+        "provenance",
+    )
+    fields = (
+        "query",
+        "response_type",
+        "model_name",
+        "sample",
+        "text",
+        "source",
+        "review_status",
+        "provenance",
+    )
     actions = ["approve"]
 
     def has_add_permission(self, request):
@@ -131,8 +146,21 @@ class GenerationItemInline(admin.TabularInline):
 class GenerationJobAdmin(OwnedStudyAdmin):
     list_display = ("pk", "study", "model", "kind", "mode", "status", "created_at")
     list_filter = ("status", "kind")
-    readonly_fields = ("study", "model", "kind", "mode", "samples", "instructions", "params",
-                       "status", "error", "created_by", "created_at", "started_at", "finished_at")
+    readonly_fields = (
+        "study",
+        "model",
+        "kind",
+        "mode",
+        "samples",
+        "instructions",
+        "params",
+        "status",
+        "error",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
     inlines = [GenerationItemInline]
     actions = ["cancel"]
 

@@ -24,8 +24,16 @@ class IsResearcher(permissions.BasePermission):
 class LanguageModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = LanguageModel
-        fields = ["name", "backend", "backend_settings", "queue", "temperature", "max_tokens",
-                  "seed", "created_at"]
+        fields = [
+            "name",
+            "backend",
+            "backend_settings",
+            "queue",
+            "temperature",
+            "max_tokens",
+            "seed",
+            "created_at",
+        ]
         read_only_fields = ["created_at"]
 
 
@@ -80,8 +88,9 @@ class ModelDetailView(APIView):
         model = get_object_or_404(LanguageModel, name=name)
         serializer = LanguageModelSerializer(model, data={**request.data, "name": name})
         serializer.is_valid(raise_exception=True)
-        return Response(LanguageModelSerializer(_register(dict(serializer.validated_data),
-                                                          request.user)).data)
+        return Response(
+            LanguageModelSerializer(_register(dict(serializer.validated_data), request.user)).data
+        )
 
 
 def _study(request, slug: str):
@@ -92,15 +101,18 @@ class StudyJobsView(APIView):
     permission_classes = [IsResearcher]
 
     def get(self, request, slug: str):
-        return Response([job_payload(job) for job in selectors.jobs_for_study(_study(request, slug))])
+        return Response(
+            [job_payload(job) for job in selectors.jobs_for_study(_study(request, slug))]
+        )
 
     def post(self, request, slug: str):
         study = _study(request, slug)
         serializer = GenerationJobInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            job = services.start_generation_job(study=study, actor=request.user,
-                                                **serializer.validated_data)
+            job = services.start_generation_job(
+                study=study, actor=request.user, **serializer.validated_data
+            )
         except (StudyStateError, ValueError) as exc:
             raise ValidationError({"detail": str(exc)}) from exc
         return Response(job_payload(job), status=status.HTTP_201_CREATED)

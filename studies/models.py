@@ -275,7 +275,9 @@ class GenerationItem(models.Model):
     response_type = models.CharField(max_length=32, blank=True)
     framing = models.CharField(max_length=16, choices=Framing.choices)
     sample = models.PositiveIntegerField(default=0)
-    job = models.ForeignKey(GenerationJob, on_delete=models.SET_NULL, null=True, related_name="items")
+    job = models.ForeignKey(
+        GenerationJob, on_delete=models.SET_NULL, null=True, related_name="items"
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     text = models.TextField(blank=True)
     raw_output = models.TextField(blank=True)

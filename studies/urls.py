@@ -14,9 +14,13 @@ urlpatterns = [
     path("models/", views.model_list, name="models"),
     path("api/models/", api.ModelListView.as_view(), name="api-models"),
     path("api/models/<slug:name>/", api.ModelDetailView.as_view(), name="api-model"),
-    path("api/studies/<slug:slug>/generation-jobs/", api.StudyJobsView.as_view(),
-         name="api-study-jobs"),
+    path(
+        "api/studies/<slug:slug>/generation-jobs/",
+        api.StudyJobsView.as_view(),
+        name="api-study-jobs",
+    ),
     path("api/generation-jobs/<int:pk>/", api.JobDetailView.as_view(), name="api-job"),
-    path("api/generation-jobs/<int:pk>/cancel/", api.JobCancelView.as_view(),
-         name="api-job-cancel"),
+    path(
+        "api/generation-jobs/<int:pk>/cancel/", api.JobCancelView.as_view(), name="api-job-cancel"
+    ),
 ]

@@ -12,7 +12,9 @@ FINISHED = (GenerationJob.Status.DONE, GenerationJob.Status.FAILED, GenerationJo
 def job_progress(job: GenerationJob) -> dict:
     """Counts per item status, straight from PostgreSQL (the UI polls this)."""
     job.refresh_from_db(fields=["status", "error", "started_at", "finished_at"])
-    counts = dict(job.items.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    counts = dict(
+        job.items.values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
     total = sum(counts.values())
     done = counts.get(GenerationItem.Status.DONE, 0)
     failed = counts.get(GenerationItem.Status.FAILED, 0)

@@ -300,9 +300,7 @@ class BatchResult:
 
 
 @transaction.atomic
-def record_batch_results(
-    *, calls: list[PreparedCall], outcomes: list[ChatOutcome]
-) -> BatchResult:
+def record_batch_results(*, calls: list[PreparedCall], outcomes: list[ChatOutcome]) -> BatchResult:
     """Store what the model wrote, exactly once per item, and turn strategy texts into stimuli."""
     ids = [pk for call in calls for pk in call.item_ids]
     items = {
@@ -406,8 +404,11 @@ def fail_items(*, item_ids: list[int], error: str) -> None:
 def finish_job_if_complete(*, job_id: int) -> GenerationJob:
     """Close the job once no item is open; the study goes to review when no job is running."""
     job = GenerationJob.objects.select_for_update().select_related("study").get(pk=job_id)
-    if job.status in (GenerationJob.Status.DONE, GenerationJob.Status.FAILED,
-                      GenerationJob.Status.CANCELLED):
+    if job.status in (
+        GenerationJob.Status.DONE,
+        GenerationJob.Status.FAILED,
+        GenerationJob.Status.CANCELLED,
+    ):
         return job
     if job.items.filter(status__in=OPEN_ITEM_STATUSES).exists():
         return job
@@ -446,9 +447,7 @@ def cancel_job(*, job: GenerationJob, actor: AbstractBaseUser | None = None) -> 
 
 
 def job_is_cancelled(job_id: int) -> bool:
-    return GenerationJob.objects.filter(
-        pk=job_id, status=GenerationJob.Status.CANCELLED
-    ).exists()
+    return GenerationJob.objects.filter(pk=job_id, status=GenerationJob.Status.CANCELLED).exists()
 
 
 @transaction.atomic
@@ -492,4 +491,3 @@ def edit_variant(
     variant.text = text
     variant.save(update_fields=["text", "provenance", "updated_at"])
     return variant
-

@@ -26,9 +26,7 @@ _CORPUS = [
 ]
 
 
-def build_tiny_chat_model(
-    directory: Path, *, seed: int = 0, eos_bias: float | None = None
-) -> Path:
+def build_tiny_chat_model(directory: Path, *, seed: int = 0, eos_bias: float | None = None) -> Path:
     """Write a tiny Llama causal LM and its tokenizer (with a chat template) into ``directory``.
 
     Deterministic for a given ``seed`` and fast (well under two seconds): a byte-level BPE

@@ -242,11 +242,8 @@ class TransformersBackend:
         for index, request in enumerate(requests):
             try:
                 prompt = render_prompt(loaded.tokenizer, request.messages)
-                n_tokens = len(
-                    loaded.tokenizer(prompt, add_special_tokens=self._add_specials(loaded))[
-                        "input_ids"
-                    ]
-                )
+                encoded = loaded.tokenizer(prompt, add_special_tokens=self._add_specials(loaded))
+                n_tokens = len(encoded["input_ids"])
             except Exception as exc:  # a bad conversation must not fail the batch
                 outcomes[index] = _error(f"could not build prompt: {type(exc).__name__}: {exc}")
                 continue
@@ -310,9 +307,10 @@ class TransformersBackend:
         else:
             kwargs["do_sample"] = False
         tokenizer, model = loaded.tokenizer, loaded.model
-        started = time.perf_counter()
         try:
             with loaded.lock, torch.inference_mode():
+                # Timed inside the lock: waiting for another thread's chunk is not latency.
+                started = time.perf_counter()
                 if seed is not None:
                     torch.manual_seed(seed)
                 encoded = tokenizer(
@@ -321,9 +319,7 @@ class TransformersBackend:
                     padding=True,
                     add_special_tokens=self._add_specials(loaded),
                 ).to(loaded.device)
-                output = model.generate(
-                    **encoded, pad_token_id=tokenizer.pad_token_id, **kwargs
-                )
+                output = model.generate(**encoded, pad_token_id=tokenizer.pad_token_id, **kwargs)
         except torch.OutOfMemoryError as exc:
             logger.warning("out of memory generating a chunk of %d: %s", len(chunk), exc)
             if torch.cuda.is_available():

@@ -26,8 +26,14 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--backend", required=True, choices=LanguageModel.Backend.values)
         parser.add_argument("--queue", default="default", choices=LanguageModel.Queue.values)
-        parser.add_argument("--set", dest="settings", action="append", default=[],
-                            metavar="KEY=VALUE", help="a backend setting; repeat as needed")
+        parser.add_argument(
+            "--set",
+            dest="settings",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a backend setting; repeat as needed",
+        )
         parser.add_argument("--temperature", type=float, default=0.7)
         parser.add_argument("--max-tokens", type=int, default=512)
         parser.add_argument("--seed", type=int, default=None)
