@@ -226,21 +226,19 @@ class PreparedCall:
 @transaction.atomic
 def claim_batch(*, job_id: int, item_ids: list[int]) -> list[GenerationItem]:
     """Mark a batch's unfinished items as running; a redelivered batch claims them again."""
-    items = list(
-        GenerationItem.objects.select_for_update(of=("self",))
+    claimable = GenerationItem.objects.filter(
+        pk__in=item_ids, job_id=job_id, status__in=OPEN_ITEM_STATUSES
+    )
+    # Few statements for the whole batch: on a GPU host every query here is time the GPU idles.
+    claimed = list(claimable.order_by("pk").select_for_update().values_list("pk", flat=True))
+    GenerationItem.objects.filter(pk__in=claimed).update(
+        status=GenerationItem.Status.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now()
+    )
+    return list(
+        GenerationItem.objects.filter(pk__in=claimed)
         .select_related("query", "job", "model")
-        .filter(pk__in=item_ids, job_id=job_id, status__in=OPEN_ITEM_STATUSES)
         .order_by("pk")
     )
-    now = timezone.now()
-    for item in items:
-        item.status = GenerationItem.Status.RUNNING
-        item.attempts = F("attempts") + 1
-        item.started_at = now
-    GenerationItem.objects.bulk_update(items, ["status", "attempts", "started_at"])
-    for item in items:
-        item.refresh_from_db(fields=["attempts"])
-    return items
 
 
 def _scenarios(items: list[GenerationItem]) -> dict[tuple[int, str], str]:
@@ -310,55 +308,78 @@ def record_batch_results(*, calls: list[PreparedCall], outcomes: list[ChatOutcom
         .filter(pk__in=ids)
     }
     now = timezone.now()
-    done = failed = 0
+    changed: list[GenerationItem] = []
     retry: list[int] = []
     for call, outcome in zip(calls, outcomes, strict=True):
+        # Items no longer running were stored by a redelivered copy of this batch, or cancelled.
         live = [items[pk] for pk in call.item_ids if items[pk].status == "running"]
         if not live:
-            continue  # a redelivered copy of this batch already stored it
-        share = len(call.item_ids)
+            continue
         try:
             if not outcome.ok:
                 raise _OutcomeError(outcome.error or "no text", outcome.retryable)
             texts = _texts_for(call, outcome, items)
         except (prompts.MalformedOutput, _OutcomeError) as exc:
-            retryable = getattr(exc, "retryable", True)
             for item in live:
-                item.raw_output = outcome.text or ""
-                item.error = str(exc)
-                item.finished_at = now
-                if retryable and item.attempts < MAX_ATTEMPTS:
-                    item.status = GenerationItem.Status.PENDING
+                _mark_unusable(item, outcome, exc, now)
+                if item.status == GenerationItem.Status.PENDING:
                     retry.append(item.pk)
-                else:
-                    item.status = GenerationItem.Status.FAILED
-                    failed += 1
-                item.save()
+            changed.extend(live)
             continue
         for item in live:
-            item.status = GenerationItem.Status.DONE
-            item.text = texts[item.pk]
-            item.raw_output = outcome.text or ""
-            item.error = ""
-            item.prompt = list(call.request.messages)
-            item.params = {
-                **item.job.params,
-                "seed": call.request.seed,
-                "mode": item.job.mode,
-            }
-            item.prompt_tokens = outcome.prompt_tokens
-            item.completion_tokens = (
-                outcome.completion_tokens // share
-                if outcome.completion_tokens is not None
-                else None
-            )
-            item.latency_ms = outcome.latency_ms
-            item.finished_at = now
-            item.save()
-            done += 1
-            if item.framing == GenerationItem.Framing.STRATEGY:
-                _store_variant(item)
-    return BatchResult(done=done, failed=failed, retry_ids=retry)
+            _mark_done(item, call, outcome, texts[item.pk], now)
+        changed.extend(live)
+    GenerationItem.objects.bulk_update(changed, RESULT_FIELDS)
+    _store_variants([i for i in changed if i.status == "done" and i.framing == "strategy"])
+    return BatchResult(
+        done=sum(i.status == "done" for i in changed),
+        failed=sum(i.status == "failed" for i in changed),
+        retry_ids=retry,
+    )
+
+
+RESULT_FIELDS = [
+    "status",
+    "text",
+    "raw_output",
+    "error",
+    "prompt",
+    "params",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "finished_at",
+]
+
+
+def _mark_unusable(item: GenerationItem, outcome: ChatOutcome, exc: Exception, now) -> None:
+    item.raw_output = outcome.text or ""
+    item.error = str(exc)
+    item.finished_at = now
+    retryable = getattr(exc, "retryable", True)
+    if retryable and item.attempts < MAX_ATTEMPTS:
+        item.status = GenerationItem.Status.PENDING
+    else:
+        item.status = GenerationItem.Status.FAILED
+
+
+def _mark_done(
+    item: GenerationItem, call: PreparedCall, outcome: ChatOutcome, text: str, now
+) -> None:
+    share = len(call.item_ids)
+    item.status = GenerationItem.Status.DONE
+    item.text = text
+    item.raw_output = outcome.text or ""
+    item.error = ""
+    item.prompt = list(call.request.messages)
+    item.params = {**item.job.params, "seed": call.request.seed, "mode": item.job.mode}
+    item.prompt_tokens = outcome.prompt_tokens
+    # A structured call wrote several items; its tokens are shared out evenly.
+    item.completion_tokens = (
+        outcome.completion_tokens // share if outcome.completion_tokens is not None else None
+    )
+    item.latency_ms = outcome.latency_ms
+    item.finished_at = now
 
 
 class _OutcomeError(Exception):
@@ -367,28 +388,35 @@ class _OutcomeError(Exception):
         self.retryable = retryable
 
 
-def _store_variant(item: GenerationItem) -> None:
-    ResponseVariant.objects.update_or_create(
-        query=item.query,
-        response_type=item.response_type,
-        model_name=item.model.name,
-        sample=item.sample,
-        defaults={
-            "text": item.text,
-            "source": ResponseVariant.Source.GENERATED,
-            "review_status": ResponseVariant.ReviewStatus.GENERATED,
-            "provenance": {
-                "model": item.model.name,
-                "backend": item.model.backend,
-                "job": item.job_id,
-                "params": item.params,
-                "prompt": item.prompt,
-                "prompt_tokens": item.prompt_tokens,
-                "completion_tokens": item.completion_tokens,
-                "latency_ms": item.latency_ms,
-                "generated_at": item.finished_at.isoformat(),
-            },
-        },
+def _store_variants(items: list[GenerationItem]) -> None:
+    """Upsert the stimulus texts on their natural key, so a rerun never adds a second copy."""
+    ResponseVariant.objects.bulk_create(
+        [
+            ResponseVariant(
+                query=item.query,
+                response_type=item.response_type,
+                model_name=item.model.name,
+                sample=item.sample,
+                text=item.text,
+                source=ResponseVariant.Source.GENERATED,
+                review_status=ResponseVariant.ReviewStatus.GENERATED,
+                provenance={
+                    "model": item.model.name,
+                    "backend": item.model.backend,
+                    "job": item.job_id,
+                    "params": item.params,
+                    "prompt": item.prompt,
+                    "prompt_tokens": item.prompt_tokens,
+                    "completion_tokens": item.completion_tokens,
+                    "latency_ms": item.latency_ms,
+                    "generated_at": item.finished_at.isoformat(),
+                },
+            )
+            for item in items
+        ],
+        update_conflicts=True,
+        unique_fields=["query", "response_type", "model_name", "sample"],
+        update_fields=["text", "source", "review_status", "provenance", "updated_at"],
     )
 
 

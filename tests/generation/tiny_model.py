@@ -26,7 +26,16 @@ _CORPUS = [
 ]
 
 
-def build_tiny_chat_model(directory: Path, *, seed: int = 0, eos_bias: float | None = None) -> Path:
+def build_tiny_chat_model(
+    directory: Path,
+    *,
+    seed: int = 0,
+    eos_bias: float | None = None,
+    hidden_size: int = 32,
+    intermediate_size: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+) -> Path:
     """Write a tiny Llama causal LM and its tokenizer (with a chat template) into ``directory``.
 
     Deterministic for a given ``seed`` and fast (well under two seconds): a byte-level BPE
@@ -39,6 +48,8 @@ def build_tiny_chat_model(directory: Path, *, seed: int = 0, eos_bias: float | N
     that much to EOS's logit at every step (``sequence_bias`` in generation_config.json, which
     ``generate`` applies by itself); the logits are tiny, so with seed 0 a bias of 0.2 makes
     greedy answers end after differing numbers of tokens, and 2.0 ends them at once.
+    The size arguments let benchmarks build a larger model of the same architecture (e.g. a
+    ~1B-parameter Llama shape on a GPU host); the defaults are the tests' tiny one.
     """
     # Imported here so that importing this module (e.g. for collection) stays cheap.
     import torch
@@ -73,11 +84,11 @@ def build_tiny_chat_model(directory: Path, *, seed: int = 0, eos_bias: float | N
 
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
         max_position_embeddings=4096,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
