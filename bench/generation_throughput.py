@@ -204,7 +204,7 @@ def wait(job, selectors, timeout: float = 3600) -> None:
     while not selectors.job_progress(job)["finished"]:
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job.pk} unfinished after {timeout} s")
-        time.sleep(0.05)
+        time.sleep(0.5)  # gentle: on a 2-core host polling competes with the model for CPU
 
 
 def main() -> None:
