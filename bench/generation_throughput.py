@@ -36,8 +36,12 @@ def build_model(directory: Path, size: str) -> Path:
 
     hidden, intermediate, layers, heads = SIZES[size]
     return build_tiny_chat_model(
-        directory, hidden_size=hidden, intermediate_size=intermediate, layers=layers,
-        heads=heads, eos_bias=-100.0,
+        directory,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        layers=layers,
+        heads=heads,
+        eos_bias=-100.0,
     )
 
 
@@ -65,11 +69,20 @@ def direct_loop(
     def run() -> int:
         produced = 0
         for start in range(0, len(rendered), batch):
-            enc = tokenizer(rendered[start : start + batch], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
+            enc = tokenizer(
+                rendered[start : start + batch],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            ).to(device)
             with torch.inference_mode():
-                out = model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                     do_sample=False, pad_token_id=tokenizer.pad_token_id)
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
             produced += (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0]
         return produced
 
@@ -89,11 +102,16 @@ def run_first_chunk_only(run) -> None:
 def backend_rate(path: Path, device: str, texts: list[str], batch: int, new_tokens: int) -> float:
     from studies.generation.backends import ChatRequest, build_backend
 
-    backend = build_backend("transformers", {"path": str(path), "device": device,
-                                             "batch_size": batch})
+    backend = build_backend(
+        "transformers", {"path": str(path), "device": device, "batch_size": batch}
+    )
     requests = [
-        ChatRequest(messages=({"role": "user", "content": t},), max_tokens=new_tokens,
-                    min_tokens=new_tokens, temperature=0.0)
+        ChatRequest(
+            messages=({"role": "user", "content": t},),
+            max_tokens=new_tokens,
+            min_tokens=new_tokens,
+            temperature=0.0,
+        )
         for t in texts
     ]
     backend.generate(requests[:batch])  # warm-up
@@ -111,9 +129,14 @@ def bench_backend(args) -> dict:
         one = backend_rate(path, args.device, texts, 1, args.new_tokens)
         batched = backend_rate(path, args.device, texts, args.batch_size, args.new_tokens)
     return {
-        "phase": "backend", "device": args.device, "size": args.size, "prompts": args.prompts,
-        "new_tokens": args.new_tokens, "batch_size": args.batch_size,
-        "one_at_a_time_tok_s": round(one, 1), "batched_tok_s": round(batched, 1),
+        "phase": "backend",
+        "device": args.device,
+        "size": args.size,
+        "prompts": args.prompts,
+        "new_tokens": args.new_tokens,
+        "batch_size": args.batch_size,
+        "one_at_a_time_tok_s": round(one, 1),
+        "batched_tok_s": round(batched, 1),
         "batching_gain": round(batched / one, 2),
     }
 
@@ -140,9 +163,17 @@ def bench_jobs(args) -> dict:
     spec = {**spec, "slug": "bench-generation"}
     texts = prompts(args.prompts)
     rows = [
-        StimulusRow(query_id=f"b{i:04d}", query=t, category="bench", topic="",
-                    benign_scenario="You are curious.", malicious_scenario="You are curious.",
-                    responses={}, metadata={}, line=i + 2)
+        StimulusRow(
+            query_id=f"b{i:04d}",
+            query=t,
+            category="bench",
+            topic="",
+            benign_scenario="You are curious.",
+            malicious_scenario="You are curious.",
+            responses={},
+            metadata={},
+            line=i + 2,
+        )
         for i, t in enumerate(texts)
     ]
     study = services_import(spec, rows)
@@ -157,16 +188,38 @@ def bench_jobs(args) -> dict:
         ]
         direct = direct_loop(path, args.device, conversations, args.batch_size, args.new_tokens)
         model = services.register_model(
-            name="bench-local", backend="transformers", queue="gpu",
-            backend_settings={"path": str(path), "device": args.device,
-                              "batch_size": args.batch_size},
-            temperature=0.0, max_tokens=args.new_tokens,
+            name="bench-local",
+            backend="transformers",
+            queue="gpu",
+            backend_settings={
+                "path": str(path),
+                "device": args.device,
+                "batch_size": args.batch_size,
+            },
+            temperature=0.0,
+            max_tokens=args.new_tokens,
         )
         log = open(Path(tmp) / "worker.log", "w")  # noqa: SIM115
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu",
-             "--pool", "solo", "--prefetch-multiplier", "1", "-l", "warning"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "default,gpu",
+                "--pool",
+                "solo",
+                "--prefetch-multiplier",
+                "1",
+                "-l",
+                "warning",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             # Warm the worker (imports, model load) with one job on one query, not timed.
@@ -184,9 +237,14 @@ def bench_jobs(args) -> dict:
         assert items.filter(status="done").count() == items.count()
     through_jobs = tokens / elapsed
     return {
-        "phase": "jobs", "device": args.device, "size": args.size, "items": items.count(),
-        "new_tokens": args.new_tokens, "batch_size": args.batch_size,
-        "direct_loop_tok_s": round(direct, 1), "through_jobs_tok_s": round(through_jobs, 1),
+        "phase": "jobs",
+        "device": args.device,
+        "size": args.size,
+        "items": items.count(),
+        "new_tokens": args.new_tokens,
+        "batch_size": args.batch_size,
+        "direct_loop_tok_s": round(direct, 1),
+        "through_jobs_tok_s": round(through_jobs, 1),
         "jobs_vs_direct": round(through_jobs / direct, 3),
     }
 

@@ -39,9 +39,24 @@ class CeleryWorker:
         env.update(self.env)
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queues,
-             "--pool", "solo", "--prefetch-multiplier", "1", "--without-gossip",
-             "--without-mingle", "-l", "info"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                self.queues,
+                "--pool",
+                "solo",
+                "--prefetch-multiplier",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -6,32 +6,15 @@ import json
 
 import pytest
 
-from config.celery import app
 from studies import selectors as study_selectors
 from studies import services as study_services
 from studies.domain import RESPONSE_TYPES
 from studies.generation import selectors, services
 from studies.models import GenerationItem, GenerationJob, ResponseVariant, Study
 from studies.tasks import dispatch_generation_job
-from tests.generation.chat_server import ChatServer, Reply
+from tests.generation.chat_server import Reply
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager_tasks():
-    """Tasks run inline, so a job's whole fan-out happens inside the test."""
-    # The app reads Django's CELERY_-prefixed settings, so the prefixed keys are the ones to set.
-    previous = app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES
-    app.conf.CELERY_TASK_ALWAYS_EAGER = app.conf.CELERY_TASK_EAGER_PROPAGATES = True
-    yield
-    app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES = previous
-
-
-@pytest.fixture
-def chat_server():
-    with ChatServer() as server:
-        yield server
 
 
 @pytest.fixture

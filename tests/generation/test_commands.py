@@ -1,0 +1,58 @@
+"""register_model and generate_responses from the shell."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from studies.models import GenerationJob, LanguageModel, ResponseVariant
+from tests.generation.chat_server import ChatServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_register_then_generate_and_wait(make_study, eager_tasks):
+    study = make_study(launch=False)
+    with ChatServer() as server:
+        out = run(
+            "register_model",
+            "loopback",
+            "--backend",
+            "openai",
+            "--set",
+            f"base_url={server.url}",
+            "--set",
+            "model=m",
+            "--set",
+            "max_concurrency=4",
+            "--max-tokens",
+            "40",
+            "--seed",
+            "3",
+        )
+        assert "loopback: openai on queue default" in out
+        assert LanguageModel.objects.get().backend_settings["max_concurrency"] == 4
+        out = run("generate_responses", study.slug, "--model", "loopback", "--wait")
+    assert "80 texts to write" in out and "done" in out
+    assert GenerationJob.objects.get().status == "done"
+    assert ResponseVariant.objects.filter(model_name="loopback").count() == 80
+
+
+def test_clear_errors_for_bad_input(make_study):
+    study = make_study(launch=False)
+    with pytest.raises(CommandError, match="base_url"):
+        run("register_model", "x", "--backend", "openai", "--set", "model=m")
+    with pytest.raises(CommandError, match="KEY=VALUE"):
+        run("register_model", "x", "--backend", "openai", "--set", "oops")
+    with pytest.raises(CommandError, match="no model named 'ghost'"):
+        run("generate_responses", study.slug, "--model", "ghost")
+    with pytest.raises(CommandError, match="no study with slug 'nope'"):
+        run("generate_responses", "nope", "--model", "ghost")
