@@ -6,6 +6,8 @@ import json
 
 from django import forms
 
+from studies.domain import RESPONSE_TYPE_LABELS, RESPONSE_TYPES
+from studies.generation.prompts import DEFAULT_INSTRUCTIONS
 from studies.models import GenerationJob, LanguageModel
 
 
@@ -14,6 +16,26 @@ class GenerationJobForm(forms.Form):
     kind = forms.ChoiceField(choices=GenerationJob.Kind.choices, initial="strategy")
     mode = forms.ChoiceField(choices=GenerationJob.Mode.choices, initial="per_type")
     samples = forms.IntegerField(min_value=1, max_value=100, initial=1)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # One editable instruction per response type, starting from the project's defaults.
+        for response_type in RESPONSE_TYPES:
+            self.fields[f"instruction_{response_type}"] = forms.CharField(
+                label=f"Instruction: {RESPONSE_TYPE_LABELS[response_type]}",
+                required=False,
+                initial=DEFAULT_INSTRUCTIONS[response_type],
+                widget=forms.Textarea(attrs={"rows": 2}),
+            )
+
+    def job_arguments(self) -> dict:
+        """The cleaned form as keyword arguments for start_generation_job."""
+        data = dict(self.cleaned_data)
+        data["instructions"] = {
+            response_type: data.pop(f"instruction_{response_type}")
+            for response_type in RESPONSE_TYPES
+        }
+        return data
 
 
 class LanguageModelForm(forms.Form):

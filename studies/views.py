@@ -77,7 +77,7 @@ def start_generation(request: HttpRequest, slug: str) -> HttpResponse:
         return study_detail(request, slug, form=form)
     try:
         job = generation_services.start_generation_job(
-            study=study, actor=request.user, **form.cleaned_data
+            study=study, actor=request.user, **form.job_arguments()
         )
     except (StudyStateError, ValueError) as exc:
         form.add_error(None, str(exc))

@@ -99,9 +99,18 @@ def test_study_page_starts_a_job_and_shows_progress(
     with django_capture_on_commit_callbacks(execute=True):
         response = page.post(
             f"/studies/{study.slug}/generate/",
-            {"model": "loopback", "kind": "strategy", "mode": "per_type", "samples": "1"},
+            {
+                "model": "loopback",
+                "kind": "strategy",
+                "mode": "per_type",
+                "samples": "1",
+                "instruction_redirection": "Suggest a library.",
+            },
         )
     assert response.status_code == 302
+    assert GenerationJob.objects.get().instructions["redirection"] == "Suggest a library."
+    # Cleared fields fall back to the defaults rather than sending an empty instruction.
+    assert GenerationJob.objects.get().instructions["direct_refusal"].startswith("Decline")
     html = page.get(response["Location"]).content.decode()
     assert "80 texts to write" in html
     assert "80/80 done" in html

@@ -56,3 +56,43 @@ def test_clear_errors_for_bad_input(make_study):
         run("generate_responses", study.slug, "--model", "ghost")
     with pytest.raises(CommandError, match="no study with slug 'nope'"):
         run("generate_responses", "nope", "--model", "ghost")
+
+
+def test_instructions_file_overrides_one_type(make_study, eager_tasks, tmp_path):
+    study = make_study(launch=False)
+    study.queries.exclude(query_id="q01").delete()
+    (tmp_path / "ins.yaml").write_text("redirection: Point to an official source only.\n")
+    (tmp_path / "bad.yaml").write_text("- not a mapping\n")
+    with ChatServer() as server:
+        run(
+            "register_model",
+            "loopback",
+            "--backend",
+            "openai",
+            "--set",
+            f"base_url={server.url}",
+            "--set",
+            "model=m",
+        )
+        with pytest.raises(CommandError, match="must map response types"):
+            run(
+                "generate_responses",
+                study.slug,
+                "--model",
+                "loopback",
+                "--instructions",
+                str(tmp_path / "bad.yaml"),
+            )
+        run(
+            "generate_responses",
+            study.slug,
+            "--model",
+            "loopback",
+            "--instructions",
+            str(tmp_path / "ins.yaml"),
+        )
+        systems = [r.body["messages"][0]["content"] for r in server.chat_requests]
+    assert sum("Point to an official source only." in s for s in systems) == 1
+    assert GenerationJob.objects.get().instructions["redirection"] == (
+        "Point to an official source only."
+    )

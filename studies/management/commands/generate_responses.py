@@ -2,11 +2,29 @@
 
 import time
 
+import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studies.errors import StudyStateError
 from studies.generation import selectors, services
 from studies.models import GenerationJob, LanguageModel, Study
+
+
+def read_instructions(path: str | None) -> dict[str, str] | None:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise CommandError(f"{path} is not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise CommandError(f"{path} must map response types to instruction texts")
+    return data
 
 
 class Command(BaseCommand):
@@ -18,6 +36,10 @@ class Command(BaseCommand):
         parser.add_argument("--kind", default="strategy", choices=GenerationJob.Kind.values)
         parser.add_argument("--mode", default="per_type", choices=GenerationJob.Mode.values)
         parser.add_argument("--samples", type=int, default=1)
+        parser.add_argument(
+            "--instructions",
+            help="YAML/JSON file mapping response types to instructions (others keep defaults)",
+        )
         parser.add_argument("--wait", action="store_true", help="poll until the job finishes")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
 
@@ -28,6 +50,7 @@ class Command(BaseCommand):
         registered = LanguageModel.objects.filter(name=model).first()
         if registered is None:
             raise CommandError(f"no model named '{model}' (register it with register_model)")
+        instructions = read_instructions(options["instructions"])
         try:
             job = services.start_generation_job(
                 study=study,
@@ -35,6 +58,7 @@ class Command(BaseCommand):
                 kind=options["kind"],
                 mode=options["mode"],
                 samples=options["samples"],
+                instructions=instructions,
             )
         except (StudyStateError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
