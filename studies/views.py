@@ -19,7 +19,9 @@ from studies.models import LanguageModel, Study
 
 def recruitment_link(entry_url: str, study: Study) -> str:
     """The link to paste into Prolific, with its placeholders for the recruitment parameters."""
-    params = "&".join(f"{name}={{{{%{name}%}}}}" for name in study.recruitment_params.values())
+    # PostgreSQL's jsonb does not keep key order, so the order is spelled out.
+    names = [study.recruitment_params.get(k) for k in ("participant", "study", "session")]
+    params = "&".join(f"{name}={{{{%{name}%}}}}" for name in names if name)
     return f"{entry_url}?{params}" if params else entry_url
 
 
