@@ -46,10 +46,11 @@ def study_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def study_detail(request: HttpRequest, slug: str, form: GenerationJobForm | None = None):
     study = _own_study(request, slug)
-    jobs = [
-        {"job": job, "progress": generation_selectors.job_progress(job)}
-        for job in generation_selectors.jobs_for_study(study)[:20]
-    ]
+    jobs = []
+    for job in generation_selectors.jobs_for_study(study)[:20]:
+        progress = generation_selectors.job_progress(job)
+        failed = generation_selectors.failed_items(job, limit=20) if progress["failed"] else []
+        jobs.append({"job": job, "progress": progress, "failed_items": failed})
     return render(
         request,
         "studies/study_detail.html",

@@ -172,3 +172,24 @@ def test_models_page_registers_a_model_and_reports_bad_json(researchers):
     )
     assert "Model m1 saved" in response.content.decode()
     assert LanguageModel.objects.get(name="m1").queue == "gpu"
+
+
+def test_study_page_lists_failed_texts_with_their_errors(researchers, chat_server, eager_tasks):
+    from tests.generation.chat_server import Reply
+
+    study, owner, _other, _plain = researchers
+    study.queries.exclude(query_id="q01").delete()
+    chat_server.handler = lambda request: Reply(status=400, json={"error": {"message": "nope"}})
+    client_for(owner).post(
+        "/api/models/", openai_model_payload(chat_server.url), content_type="application/json"
+    )
+    from studies.generation import services
+    from studies.tasks import dispatch_generation_job
+
+    job = services.start_generation_job(
+        study=study, model=LanguageModel.objects.get(), dispatch=False
+    )
+    dispatch_generation_job.apply(args=[job.pk])
+    html = client_for(owner).get(f"/studies/{study.slug}/").content.decode()
+    assert "Failed texts" in html
+    assert "q01 redirection: HTTP 400" in html
