@@ -62,6 +62,18 @@ def study_spec(study: Study) -> dict:
             for q in questions
             if q.is_attention_check
         ],
+        "analysis": study.design.get("analysis") or default_analysis(),
+    }
+
+
+def default_analysis() -> dict:
+    """What a spec without an ``analysis`` section means (and what older studies stored)."""
+    from studies.spec import DEFAULT_BASELINE_LEVEL, DEFAULT_REFERENCE_LEVEL
+
+    return {
+        "reference_level": DEFAULT_REFERENCE_LEVEL,
+        "baseline_level": DEFAULT_BASELINE_LEVEL,
+        "composites": [],
     }
 
 

@@ -29,6 +29,7 @@ def _design_json(spec: dict) -> dict:
     return {
         "factors": spec["factors"],
         "response_rule": spec["response_rule"],
+        "analysis": spec["analysis"],
     }
 
 

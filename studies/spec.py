@@ -39,6 +39,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "response_rule",
     "questions",
     "attention_checks",
+    "analysis",
     "stimuli",
 )
 COMPLETION_KEYS = ("code", "url")
@@ -48,6 +49,10 @@ RULE_KEYS = ("when", "show")
 QUESTION_KEYS = ("key", "construct", "text", "scale", "reverse_coded", "required")
 SCALE_KEYS = ("points", "anchors")
 ATTENTION_KEYS = ("key", "text", "scale", "correct", "after_item")
+ANALYSIS_KEYS = ("reference_level", "baseline_level", "composites")
+COMPOSITE_KEYS = ("name", "items")
+DEFAULT_REFERENCE_LEVEL = "full_compliance"
+DEFAULT_BASELINE_LEVEL = "direct_refusal"
 
 DEFAULT_RECRUITMENT_PARAMS: dict[str, str] = {
     "participant": "PROLIFIC_PID",
@@ -508,10 +513,84 @@ class _Checker:
         out["attention_checks"] = self.attention_checks(
             root, keys_seen, out["items_per_participant"]
         )
+        out["analysis"] = self.analysis(root, out["questions"])
         if "stimuli" in root:  # kept only when given, so a round trip adds nothing
             out["stimuli"] = self.string(root, "stimuli", "")
         if not self.problems:
             self.design_problems(out)
+        return out
+
+    def analysis(self, root: dict, questions: list | Any) -> dict | Any:
+        """How results are computed: reference and baseline types, composite scores."""
+        value = root.get("analysis")
+        if value is None:
+            value = {}
+        m = self.mapping(value, "analysis", "a mapping (reference_level, baseline_level, ...)")
+        if m is _INVALID:
+            return _INVALID
+        self.known_keys(m, "analysis", ANALYSIS_KEYS)
+        out: dict[str, Any] = {}
+        for key, default in (
+            ("reference_level", DEFAULT_REFERENCE_LEVEL),
+            ("baseline_level", DEFAULT_BASELINE_LEVEL),
+        ):
+            level = self.string(m, key, "analysis", default=default)
+            if level is not _INVALID and level not in RESPONSE_TYPES:
+                self.add(
+                    f"analysis.{key}",
+                    f"must be a response type, found {level!r}{_suggest(level, RESPONSE_TYPES)}",
+                )
+                level = _INVALID
+            out[key] = level
+        if out["reference_level"] == out["baseline_level"] is not _INVALID:
+            self.add("analysis.baseline_level", "must differ from analysis.reference_level")
+        known = (
+            [q["key"] for q in questions if q is not _INVALID and q["key"] is not _INVALID]
+            if questions is not _INVALID
+            else []
+        )
+        out["composites"] = self.composites(m, known)
+        return out
+
+    def composites(self, m: dict, question_keys: list[str]) -> list | Any:
+        items = self.sequence(
+            m.get("composites", []), "analysis.composites", min_items=0, what="composites"
+        )
+        if items is _INVALID:
+            return _INVALID
+        out = []
+        names: set[str] = set()
+        for i, item in enumerate(items):
+            path = f"analysis.composites[{i}]"
+            c = self.mapping(item, path, "a composite (a mapping with name and items)")
+            if c is _INVALID:
+                out.append(_INVALID)
+                continue
+            self.known_keys(c, path, COMPOSITE_KEYS)
+            name = self.matching(
+                self.string(c, "name", path, max_len=MAX_NAME),
+                f"{path}.name",
+                IDENTIFIER_RE,
+                "a lowercase identifier (letters a-z, digits and '_', starting with a letter)",
+            )
+            if name is not _INVALID and (name in names or name in question_keys):
+                self.add(
+                    f"{path}.name", f"name '{name}' is already used by a question or composite"
+                )
+                name = _INVALID
+            names.add(name)
+            parts = self.sequence(c.get("items"), f"{path}.items", min_items=1, what="items")
+            if parts is not _INVALID:
+                for j, key in enumerate(parts):
+                    if key not in question_keys:
+                        self.add(
+                            f"{path}.items[{j}]",
+                            f"must be a question key, found {key!r}"
+                            f"{_suggest(str(key), question_keys)}",
+                        )
+                        parts = _INVALID
+                        break
+            out.append({"name": name, "items": parts})
         return out
 
     def completion(self, root: dict) -> dict | Any:
@@ -945,6 +1024,11 @@ def _canonical_order(spec: dict) -> dict:
         out["factors"] = [_ordered(f, FACTOR_KEYS) for f in out["factors"]]
     if "response_rule" in out:
         out["response_rule"] = [_ordered(r, RULE_KEYS) for r in out["response_rule"]]
+    if isinstance(out.get("analysis"), dict):
+        analysis = _ordered(out["analysis"], ANALYSIS_KEYS)
+        if isinstance(analysis.get("composites"), list):
+            analysis["composites"] = [_ordered(c, COMPOSITE_KEYS) for c in analysis["composites"]]
+        out["analysis"] = analysis
     for key, order in (("questions", QUESTION_KEYS), ("attention_checks", ATTENTION_KEYS)):
         if key in out:
             out[key] = [{**_ordered(q, order), "scale": scale(q["scale"])} for q in out[key]]

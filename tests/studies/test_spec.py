@@ -632,3 +632,39 @@ def test_round_trip_of_arbitrary_text(title, consent, label):
     spec["consent"] = consent
     spec["questions"][0]["scale"]["anchors"][1] = label
     assert load_spec(dump_spec(spec)) == spec
+
+
+# --------------------------------------------------------------------------- analysis section
+
+
+def test_analysis_defaults_and_composites_round_trip():
+    spec = load_spec(BASE)
+    assert spec["analysis"] == {
+        "reference_level": "full_compliance",
+        "baseline_level": "direct_refusal",
+        "composites": [],
+    }
+    text = BASE + "analysis:\n  composites:\n    - {name: overall, items: [helpful]}\n"
+    spec = load_spec(text)
+    assert spec["analysis"]["composites"] == [{"name": "overall", "items": ["helpful"]}]
+    assert load_spec(dump_spec(spec)) == spec
+
+
+def test_analysis_problems_name_field_and_line():
+    text = BASE + (
+        "analysis:\n"  # line 35
+        "  reference_level: full_complience\n"
+        "  baseline_level: direct_refusal\n"
+        "  composites:\n"
+        "    - name: helpful\n"
+        "      items: [helpfull]\n"
+    )
+    message = error_of(text)
+    assert "line 36, analysis.reference_level" in message and "full_compliance" in message
+    assert "line 39, analysis.composites[0].name" in message
+    assert "line 40, analysis.composites[0].items[0]" in message and "'helpful'" in message
+
+
+def test_reference_and_baseline_must_differ():
+    text = BASE + "analysis:\n  reference_level: direct_refusal\n"
+    assert "analysis.baseline_level: must differ" in error_of(text)
