@@ -153,9 +153,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_IGNORE_RESULT = True
+# A live study's results are recomputed at most this often, and only after new ratings.
+ANALYSIS_REFRESH_MINUTES = int(os.environ.get("ANALYSIS_REFRESH_MINUTES", "10"))
 CELERY_BEAT_SCHEDULE = {
     "release-expired-slots": {
         "task": "annotation.tasks.release_expired_slots",
+        "schedule": 60.0,
+    },
+    "refresh-live-analyses": {
+        "task": "studies.tasks.refresh_live_analyses",
         "schedule": 60.0,
     },
 }

@@ -303,3 +303,39 @@ class GenerationItem(models.Model):
     def __str__(self) -> str:
         kind = self.response_type or self.framing
         return f"{self.query.query_id}/{kind}/{self.model.name}#{self.sample}"
+
+
+class AnalysisResult(models.Model):
+    """One computed analysis report of a study, versioned by its inputs and code."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="analysis_results")
+    # Which participants count: "completed" (default) or "all".
+    inclusion = models.CharField(max_length=16, default="completed")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    report = models.JSONField(default=dict, blank=True)
+    inputs_hash = models.CharField(max_length=64, blank=True)
+    code_version = models.CharField(max_length=16, blank=True)
+    n_ratings = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        indexes = [
+            models.Index(fields=["study", "inclusion", "status"], name="analysis_latest_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"analysis {self.pk} of {self.study.slug} ({self.inclusion}, {self.status})"

@@ -68,3 +68,18 @@ def generate_batch(self, job_id: int, item_ids: list[int]) -> dict:
         )
     services.finish_job_if_complete(job_id=job_id)
     return {"done": result.done, "failed": result.failed, "retrying": len(result.retry_ids)}
+
+
+@shared_task(acks_late=True, autoretry_for=(DatabaseError,), retry_backoff=True, max_retries=3)
+def compute_analysis(result_id: int) -> str:
+    """Compute a study's statistics from one read of its ratings and store the report."""
+    from studies import analysis_jobs
+
+    return analysis_jobs.compute(result_id).status
+
+
+@shared_task(acks_late=True)
+def refresh_live_analyses() -> int:
+    from studies import analysis_jobs
+
+    return analysis_jobs.refresh_live_studies()

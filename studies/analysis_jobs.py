@@ -1,0 +1,145 @@
+"""Running the analysis for a study: queue it, compute it on a worker, keep every result."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pandas as pd
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from annotation import selectors as annotation_selectors
+from studies import selectors
+from studies.exports import INCLUSION_CHOICES
+from studies.models import AnalysisResult, Study
+
+OPEN = (AnalysisResult.Status.QUEUED, AnalysisResult.Status.RUNNING)
+
+
+def report_options(study: Study, inclusion: str):
+    """The analysis settings a study's spec and questions imply."""
+    from studies.analysis import ReportOptions
+
+    spec = selectors.study_spec(study)
+    questions = [q for q in spec["questions"]]
+    constructs: dict[str, list[str]] = {}
+    for question in questions:
+        if question["construct"]:
+            constructs.setdefault(question["construct"], []).append(question["key"])
+    analysis = spec["analysis"]
+    return ReportOptions(
+        reference_level=analysis["reference_level"],
+        baseline_level=analysis["baseline_level"],
+        measures=[q["key"] for q in questions],
+        composites={
+            c["name"]: {
+                "items": c["items"],
+                "reverse_coded": [
+                    q["key"] for q in questions if q["reverse_coded"] and q["key"] in c["items"]
+                ],
+                "points": max(q["scale"]["points"] for q in questions if q["key"] in c["items"]),
+            }
+            for c in analysis["composites"]
+        },
+        constructs={k: v for k, v in constructs.items() if len(v) > 1},
+        reverse_coded=[q["key"] for q in questions if q["reverse_coded"]],
+        points=max(q["scale"]["points"] for q in questions),
+        inclusion=INCLUSION_CHOICES[inclusion],
+        seed=study.seed,
+    )
+
+
+@transaction.atomic
+def request_analysis(
+    *, study: Study, inclusion: str = "completed", actor: AbstractBaseUser | None = None
+) -> AnalysisResult:
+    """Queue a computation, unless one for the same study and inclusion is already open."""
+    if inclusion not in INCLUSION_CHOICES:
+        raise ValueError(f"inclusion must be one of {', '.join(INCLUSION_CHOICES)}")
+    Study.objects.select_for_update().get(pk=study.pk)  # one open request at a time
+    open_result = AnalysisResult.objects.filter(
+        study=study, inclusion=inclusion, status__in=OPEN
+    ).first()
+    if open_result is not None:
+        return open_result
+    result = AnalysisResult.objects.create(study=study, inclusion=inclusion, requested_by=actor)
+    from studies.tasks import compute_analysis
+
+    transaction.on_commit(lambda: compute_analysis.delay(result.pk))
+    return result
+
+
+def ratings_frame(study: Study) -> pd.DataFrame:
+    """All of the study's ratings (every status: inclusion is applied by the analysis itself)."""
+    rows = list(annotation_selectors.ratings_long_format(study))
+    return pd.DataFrame(rows, columns=annotation_selectors.long_format_columns(study))
+
+
+def compute(result_id: int) -> AnalysisResult:
+    """Compute one queued result; a failure is stored with its message, never raised."""
+    from studies.analysis import AnalysisInputError, build_report
+
+    updated = AnalysisResult.objects.filter(pk=result_id, status__in=OPEN).update(
+        status=AnalysisResult.Status.RUNNING, started_at=timezone.now()
+    )
+    result = AnalysisResult.objects.select_related("study").get(pk=result_id)
+    if not updated:
+        return result
+    started = time.perf_counter()
+    try:
+        frame = ratings_frame(result.study)
+        report = build_report(frame, report_options(result.study, result.inclusion))
+    except (AnalysisInputError, ValueError) as exc:
+        result.status = AnalysisResult.Status.FAILED
+        result.error = str(exc)
+    else:
+        result.status = AnalysisResult.Status.DONE
+        result.report = report
+        result.inputs_hash = report["meta"]["inputs_hash"]
+        result.code_version = report["meta"]["code_version"]
+        result.n_ratings = report["meta"]["n_ratings"]
+    result.finished_at = timezone.now()
+    result.duration_s = round(time.perf_counter() - started, 3)
+    result.save()
+    return result
+
+
+def latest_result(study: Study, inclusion: str) -> AnalysisResult | None:
+    return (
+        AnalysisResult.objects.filter(study=study, inclusion=inclusion, status="done")
+        .order_by("-finished_at")
+        .first()
+    )
+
+
+def is_stale(study: Study, result: AnalysisResult | None) -> bool:
+    """True when ratings arrived after the result was requested."""
+    from annotation.models import Rating
+
+    if result is None:
+        return True
+    return Rating.objects.filter(
+        participant__study=study, created_at__gt=result.requested_at
+    ).exists()
+
+
+def refresh_live_studies(now=None) -> int:
+    """Recompute live studies with new ratings, at most every ANALYSIS_REFRESH_MINUTES."""
+    now = now or timezone.now()
+    every = timedelta(minutes=settings.ANALYSIS_REFRESH_MINUTES)
+    queued = 0
+    for study in Study.objects.filter(status=Study.Status.LIVE):
+        latest = (
+            AnalysisResult.objects.filter(study=study, inclusion="completed")
+            .order_by("-requested_at")
+            .first()
+        )
+        if latest is not None and (latest.status in OPEN or latest.requested_at > now - every):
+            continue
+        if is_stale(study, latest):
+            request_analysis(study=study)
+            queued += 1
+    return queued

@@ -1,0 +1,122 @@
+"""Researcher results pages: the stored analysis, rendered instantly, and its downloads."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+
+from studies import analysis_jobs
+from studies.exports import INCLUSION_CHOICES, stream_ratings_csv
+from studies.views import _own_study
+
+
+def _inclusion(value: str | None) -> str:
+    if value in (None, ""):
+        return "completed"
+    if value not in INCLUSION_CHOICES:
+        raise Http404("Unknown inclusion rule.")
+    return value
+
+
+def _stored_report(study, include: str):
+    result = analysis_jobs.latest_result(study, include)
+    if result is None:
+        raise Http404("No computed results yet.")
+    return result
+
+
+@login_required
+def results(request: HttpRequest, slug: str) -> HttpResponse:
+    from studies.analysis.figures import figure_div, figures_for
+    from studies.analysis.tables import report_tables
+
+    study = _own_study(request, slug)
+    include = _inclusion(request.GET.get("include"))
+    result = analysis_jobs.latest_result(study, include)
+    pending = study.analysis_results.filter(
+        inclusion=include, status__in=analysis_jobs.OPEN
+    ).exists()
+    failed = study.analysis_results.filter(inclusion=include).order_by("-requested_at").first()
+    context = {
+        "study": study,
+        "result": result,
+        "include": include,
+        "inclusion_options": list(INCLUSION_CHOICES),
+        "pending": pending,
+        "last_failure": failed if failed is not None and failed.status == "failed" else None,
+        "is_stale": analysis_jobs.is_stale(study, result),
+        "recompute_url": reverse("studies:recompute", kwargs={"slug": slug}),
+        "download_base": f"/studies/{slug}/results/{include}/",
+        "figures": {},
+        "tables": {},
+    }
+    if result is not None:
+        context["figures"] = {
+            name: mark_safe(figure_div(fig))  # noqa: S308 - Plotly's own markup, our data
+            for name, fig in figures_for(result.report).items()
+        }
+        context["tables"] = report_tables(result.report)
+    return render(request, "studies/results.html", context)
+
+
+@login_required
+@require_POST
+def recompute(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _own_study(request, slug)
+    include = _inclusion(request.POST.get("include"))
+    analysis_jobs.request_analysis(study=study, inclusion=include, actor=request.user)
+    messages.info(request, "Recomputing: the page shows the new results when they are ready.")
+    return redirect(f"{reverse('studies:results', kwargs={'slug': slug})}?include={include}")
+
+
+@login_required
+def download_table(request: HttpRequest, slug: str, include: str, name: str) -> HttpResponse:
+    from studies.analysis.tables import report_tables, table_csv
+
+    study = _own_study(request, slug)
+    tables = report_tables(_stored_report(study, _inclusion(include)).report)
+    if name not in tables:
+        raise Http404("No such table.")
+    return _attachment(table_csv(tables[name]), f"{slug}-{include}-{name}.csv", "text/csv")
+
+
+@login_required
+def download_figure(request: HttpRequest, slug: str, include: str, name: str) -> HttpResponse:
+    from studies.analysis.figures import figure_html_document, figures_for
+
+    study = _own_study(request, slug)
+    figures = figures_for(_stored_report(study, _inclusion(include)).report)
+    if name not in figures:
+        raise Http404("No such figure.")
+    html = figure_html_document(figures[name], f"{study.title}: {name}")
+    return _attachment(html, f"{slug}-{include}-{name}.html", "text/html")
+
+
+@login_required
+def download_report(request: HttpRequest, slug: str, include: str) -> HttpResponse:
+    from studies.analysis.html_report import render_html_report
+
+    study = _own_study(request, slug)
+    html = render_html_report(_stored_report(study, _inclusion(include)).report, study.title)
+    return _attachment(html, f"{slug}-{include}-report.html", "text/html")
+
+
+@login_required
+def download_ratings(request: HttpRequest, slug: str, include: str) -> HttpResponse:
+    study = _own_study(request, slug)
+    response = StreamingHttpResponse(
+        stream_ratings_csv(study, include=_inclusion(include)), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{slug}-{include}-ratings.csv"'
+    return response
+
+
+def _attachment(body: str, filename: str, content_type: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
