@@ -274,7 +274,10 @@ def display_tables(report: dict) -> dict[str, dict[str, Any]]:
             "description": TABLE_DESCRIPTIONS[slug],
             "columns": columns,
             "rows": [
-                [{"text": format_cell(c["key"], r[c["key"]]), "numeric": c["numeric"]} for c in columns]
+                [
+                    {"text": format_cell(c["key"], r[c["key"]]), "numeric": c["numeric"]}
+                    for c in columns
+                ]
                 for r in rows
             ],
         }

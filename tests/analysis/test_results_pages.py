@@ -1,0 +1,103 @@
+"""Results pages and downloads on the real database, with a small simulated study."""
+
+from __future__ import annotations
+
+import csv
+import io
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from studies import analysis_jobs
+from studies.models import AnalysisResult
+from tests.analysis.test_platform_simulation import simulate_participants
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def analysed(make_study, django_capture_on_commit_callbacks):
+    study = make_study(target_participants=24)
+    simulate_participants(study, 24, seed=3)
+    owner = get_user_model().objects.create_user("owner", password="x", is_staff=True)
+    study.owners.add(owner)
+    with django_capture_on_commit_callbacks(execute=False):
+        queued = analysis_jobs.request_analysis(study=study)
+    analysis_jobs.compute(queued.pk)
+    client = Client()
+    client.force_login(owner)
+    return study, client
+
+
+def test_results_page_renders_the_stored_report_instantly(analysed, django_assert_max_num_queries):
+    study, client = analysed
+    with django_assert_max_num_queries(25):  # rendering reads the stored report, not ratings
+        html = client.get(f"/studies/{study.slug}/results/").content.decode()
+    assert "helpfulness" in html
+    assert "vendor/plotly/plotly.min.js" in html
+    assert "Recompute" in html
+    assert "completed" in html  # the inclusion rule is visible
+
+
+def test_every_table_figure_and_the_report_download(analysed):
+    from studies.analysis.figures import figures_for
+
+    from studies.analysis.tables import report_tables
+
+    study, client = analysed
+    report = AnalysisResult.objects.get(study=study).report
+    base = f"/studies/{study.slug}/results/completed/"
+    for name, rows in report_tables(report).items():
+        response = client.get(f"{base}table/{name}.csv")
+        assert response.status_code == 200, name
+        assert "attachment" in response["Content-Disposition"]
+        assert len(list(csv.DictReader(io.StringIO(response.content.decode())))) == len(rows)
+    for name in figures_for(report):
+        response = client.get(f"{base}figure/{name}.html")
+        assert response.status_code == 200 and b"<html" in response.content.lower()
+    page = client.get(f"{base}report.html")
+    assert page.status_code == 200 and b"cdn" not in page.content.lower()
+    ratings = b"".join(client.get(f"{base}ratings.csv").streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(ratings)))
+    assert rows and {"participant_id", "response_type", "value", "alignment"} <= set(rows[0])
+    assert client.get(f"{base}table/nope.csv").status_code == 404
+
+
+def test_recompute_queues_one_computation(analysed, django_capture_on_commit_callbacks):
+    study, client = analysed
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        client.post(f"/studies/{study.slug}/results/recompute/", {"include": "all"})
+        client.post(f"/studies/{study.slug}/results/recompute/", {"include": "all"})
+    assert AnalysisResult.objects.filter(study=study, inclusion="all").count() == 1
+    assert len(callbacks) == 1
+
+
+def test_other_researchers_get_404(analysed):
+    study, _client = analysed
+    stranger = get_user_model().objects.create_user("stranger", password="x", is_staff=True)
+    client = Client()
+    client.force_login(stranger)
+    assert client.get(f"/studies/{study.slug}/results/").status_code == 404
+    assert client.get(f"/studies/{study.slug}/results/completed/report.html").status_code == 404
+
+
+def test_export_ratings_command_writes_long_format(analysed, tmp_path):
+    study, _client = analysed
+    out = tmp_path / "ratings.csv"
+    call_command("export_ratings", study.slug, "--out", str(out), stderr=StringIO())
+    rows = list(csv.DictReader(out.open()))
+    stimulus = [r for r in rows if r["kind"] == "stimulus"]
+    assert len(stimulus) == 24 * 8 * 10
+    assert {r["response_type"] for r in stimulus} == {
+        "full_compliance",
+        "partial_compliance",
+        "redirection",
+        "explanation_based",
+        "direct_refusal",
+    }
+    assert all(len(r["participant_id"]) == 16 and "sim-" not in r["participant_id"] for r in rows)
+    attention = [r for r in rows if r["kind"] == "attention"]
+    assert len(attention) == 24 * 2 and all(r["correct"] == "3" for r in attention)
