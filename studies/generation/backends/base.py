@@ -47,6 +47,17 @@ class Backend(Protocol):
         ...
 
 
+def whole_number_setting(settings: dict, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number setting within [low, high], or ValueError naming it."""
+    value = settings.get(name, default)
+    # bool is an int subclass; True as a batch size is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
 def validate_backend_settings(backend: str, settings: dict) -> dict:
     """Check and normalise a backend's settings; raises ValueError naming the bad field."""
     if backend == "openai":

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from studies.generation.backends.base import ChatOutcome, ChatRequest
+from studies.generation.backends.base import ChatOutcome, ChatRequest, whole_number_setting
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +49,7 @@ def _number(settings: dict, name: str, low: float, high: float) -> float:
 
 
 def _integer(settings: dict, name: str, low: int, high: int) -> int:
-    value = settings.get(name, DEFAULTS[name])
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be a whole number, not {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
-    return value
+    return whole_number_setting(settings, name, DEFAULTS[name], low, high)
 
 
 def validate_settings(settings: dict) -> dict:

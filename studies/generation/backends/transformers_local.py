@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from studies.generation.backends.base import ChatOutcome, ChatRequest
+from studies.generation.backends.base import ChatOutcome, ChatRequest, whole_number_setting
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +26,7 @@ ALLOWED_KEYS = frozenset({"path", *DEFAULTS})
 
 
 def _int_setting(settings: dict, name: str, low: int, high: int) -> int:
-    value = settings.get(name, DEFAULTS[name])
-    # bool is an int subclass; True as a batch size is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be a whole number, not {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
-    return value
+    return whole_number_setting(settings, name, DEFAULTS[name], low, high)
 
 
 def validate_settings(settings: dict) -> dict:
