@@ -32,8 +32,7 @@ def _stored_report(study, include: str):
 
 @login_required
 def results(request: HttpRequest, slug: str) -> HttpResponse:
-    from studies.analysis.figures import figure_div, figures_for
-    from studies.analysis.tables import report_tables
+    from studies.analysis.html_report import results_page_parts
 
     study = _own_study(request, slug)
     include = _inclusion(request.GET.get("include"))
@@ -56,11 +55,14 @@ def results(request: HttpRequest, slug: str) -> HttpResponse:
         "tables": {},
     }
     if result is not None:
-        context["figures"] = {
-            name: mark_safe(figure_div(fig))  # noqa: S308 - Plotly's own markup, our data
-            for name, fig in figures_for(result.report).items()
-        }
-        context["tables"] = report_tables(result.report)
+        parts = results_page_parts(result.report)
+        context.update(
+            # Plotly's own markup around our numbers; no researcher text is in it unescaped.
+            figures={name: mark_safe(div) for name, div in parts["figures"].items()},  # noqa: S308
+            tables=parts["tables"],
+            headlines=parts["headlines"],
+            gap_sentences=parts["gap_sentences"],
+        )
     return render(request, "studies/results.html", context)
 
 

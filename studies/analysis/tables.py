@@ -1,4 +1,4 @@
-"""Every table of the analysis report as flat rows: for the results page, CSV downloads and exports."""
+"""Every table of the analysis report as flat rows, for the results page, CSVs and exports."""
 
 from __future__ import annotations
 

@@ -1,0 +1,41 @@
+"""Small helpers every analysis part shares: JSON-safe numbers and a stable level order."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from studies.domain import RESPONSE_TYPES
+
+# Reports list levels in the order a reader expects (the paper's), not alphabetically.
+_PREFERRED_ORDER: dict[str, tuple[str, ...]] = {
+    "response_type": RESPONSE_TYPES,
+    "motivation": ("benign", "malicious"),
+    "alignment": ("aligned", "misaligned"),
+}
+
+
+def num(x: Any) -> float | None:
+    """A finite float, or None for NaN, inf, None and anything not a number."""
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def ordered_levels(factor: str, levels: Iterable[Any]) -> list[str]:
+    """Distinct non-missing ``levels``: known ones in their usual order, the rest alphabetically."""
+    present = {str(level) for level in levels if level is not None and level == level}
+    known = [level for level in _PREFERRED_ORDER.get(factor, ()) if level in present]
+    return known + sorted(present - set(known))
+
+
+def measure_order(questions: Iterable[Any]) -> list[str]:
+    """Questions in order of first appearance (exports list them in the spec's order)."""
+    seen: dict[str, None] = {}
+    for q in questions:
+        if q is not None and q == q:
+            seen.setdefault(str(q), None)
+    return list(seen)

@@ -1,0 +1,196 @@
+"""Read, validate and filter ratings in the platform's long format (one row per rating)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "participant_id",
+    "query_id",
+    "category",
+    "motivation",
+    "response_type",
+    "question",
+    "value",
+)
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "alignment",
+    "topic",
+    "item_position",
+    "shown_at",
+    "answered_at",
+    "ms_on_page",
+    "participant_status",
+    "kind",
+    "correct",
+)
+# Any further column is carried along as an extra factor (e.g. refusal_strategy).
+LONG_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+# Columns that identify a rating; a stimulus row lacking one cannot be analysed.
+_KEY_COLUMNS: tuple[str, ...] = ("participant_id", "query_id", "response_type", "question")
+# Label columns, compared as text whatever dtype the caller's frame had.
+_TEXT_COLUMNS: tuple[str, ...] = (
+    "participant_id",
+    "query_id",
+    "category",
+    "motivation",
+    "response_type",
+    "question",
+    "alignment",
+    "topic",
+    "participant_status",
+    "kind",
+)
+# Error messages list this many offending rows, then a count, so a broken file stays readable.
+_MAX_ROWS_LISTED = 10
+
+
+class AnalysisInputError(ValueError):
+    """The ratings cannot be analysed as given; the message says what to fix."""
+
+
+def _row_labels(frame: pd.DataFrame, mask: np.ndarray, from_file: bool) -> str:
+    """Name the rows where ``mask`` is true: CSV line numbers for files, index labels otherwise."""
+    positions = np.flatnonzero(mask)
+    if from_file:
+        # Line 1 is the header, so data row i (0-based) sits on line i + 2.
+        shown = [f"line {p + 2}" for p in positions[:_MAX_ROWS_LISTED]]
+    else:
+        shown = [f"row {frame.index[p]!r}" for p in positions[:_MAX_ROWS_LISTED]]
+    more = len(positions) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Stripped strings as Python objects, None where blank, so ids compare as labels."""
+    text = series.astype("string").str.strip()
+    keep = (text.notna() & (text != "")).fillna(False).to_numpy(dtype=bool)
+    out = text.astype(object)
+    out[~keep] = None
+    return out
+
+
+def _blank(series: pd.Series) -> np.ndarray:
+    """True where a cell is missing or only whitespace."""
+    as_text = series.astype("string")
+    return (as_text.isna() | (as_text.str.strip() == "")).to_numpy(dtype=bool)
+
+
+def validate_long_format(
+    frame: pd.DataFrame,
+    column_map: Mapping[str, str] | None = None,
+    from_file: bool = False,
+) -> pd.DataFrame:
+    """Rename, check and type every row (stimulus and attention); AnalysisInputError if unusable."""
+    df = frame.copy()
+    if column_map:
+        absent = [theirs for theirs in column_map if theirs not in df.columns]
+        if absent:
+            raise AnalysisInputError(
+                f"--map names column(s) {', '.join(absent)} that the data do not have "
+                f"(columns: {', '.join(map(str, df.columns))})"
+            )
+        df = df.rename(columns=dict(column_map))
+    df.columns = [str(c).strip() for c in df.columns]
+    duplicated = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if duplicated:
+        raise AnalysisInputError(f"column(s) appear more than once: {', '.join(duplicated)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise AnalysisInputError(
+            f"missing required column(s): {', '.join(missing)}; the data have: "
+            f"{', '.join(df.columns) or '(no columns)'}. Rename yours with column_map / "
+            "--map their_name=participant_id"
+        )
+
+    if "kind" in df.columns:
+        kind = df["kind"].astype("string").str.strip().str.lower().fillna("stimulus")
+        kind = kind.mask(kind == "", "stimulus")
+        unknown = ~kind.isin(["stimulus", "attention"]).to_numpy(dtype=bool)
+        if unknown.any():
+            raise AnalysisInputError(
+                "kind must be 'stimulus' or 'attention'; other values in "
+                + _row_labels(df, unknown, from_file)
+            )
+        df["kind"] = kind.astype(object)
+    else:
+        df["kind"] = "stimulus"
+
+    values = pd.to_numeric(df["value"], errors="coerce").astype(float)
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        raise AnalysisInputError(
+            "value must be a number; missing or not a number in " + _row_labels(df, bad, from_file)
+        )
+    df["value"] = values
+
+    stimulus = (df["kind"] == "stimulus").to_numpy(dtype=bool)
+    for column in _KEY_COLUMNS:
+        empty = _blank(df[column]) & stimulus
+        if empty.any():
+            raise AnalysisInputError(
+                f"{column} is empty in rating row(s) " + _row_labels(df, empty, from_file)
+            )
+
+    # Ids and levels are labels, never numbers: "007" and "7" are different participants.
+    for column in _TEXT_COLUMNS:
+        if column in df.columns:
+            df[column] = _as_text(df[column])
+    for column in ("correct", "item_position", "ms_on_page"):
+        if column in df.columns:
+            df[column] = pd.to_numeric(df[column], errors="coerce")
+    return df.reset_index(drop=True)
+
+
+def split_kinds(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ratings of stimuli, attention-check answers) from a validated frame."""
+    is_stimulus = df["kind"] == "stimulus"
+    return df[is_stimulus].reset_index(drop=True), df[~is_stimulus].reset_index(drop=True)
+
+
+def read_long_format(
+    source: str | Path | pd.DataFrame,
+    column_map: dict[str, str] | None = None,
+    *,
+    keep_attention: bool = False,
+) -> pd.DataFrame:
+    """Ratings in long format from a CSV path or a DataFrame, validated and typed.
+
+    ``column_map`` renames the caller's columns (``{"their_name": "participant_id"}``).
+    Only ``kind == "stimulus"`` rows are returned unless ``keep_attention`` is set; attention
+    rows matter only for pass rates, and ``build_report`` accepts the frame with them.
+    """
+    from_file = not isinstance(source, pd.DataFrame)
+    if from_file:
+        path = Path(source)
+        if not path.is_file():
+            raise AnalysisInputError(f"no such file: {path}")
+        try:
+            # Everything as text first: ids keep leading zeros and bad values can be named.
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise AnalysisInputError(f"cannot read {path} as CSV: {exc}") from exc
+    else:
+        frame = source
+    df = validate_long_format(frame, column_map, from_file=from_file)
+    return df if keep_attention else split_kinds(df)[0]
+
+
+def apply_inclusion(
+    df: pd.DataFrame, statuses: Iterable[str] | None = ("completed",)
+) -> tuple[pd.DataFrame, str]:
+    """Keep participants whose ``participant_status`` is in ``statuses``; also the rule in words."""
+    if statuses is None:
+        return df, "all participants (no inclusion rule applied)"
+    if "participant_status" not in df.columns:
+        return df, "all participants (the data have no participant_status column)"
+    wanted = [str(s) for s in statuses]
+    kept = df[df["participant_status"].isin(wanted)]
+    return kept.reset_index(drop=True), (
+        f"participants with participant_status in {', '.join(wanted)}"
+    )
