@@ -20,8 +20,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def analysed(make_study, django_capture_on_commit_callbacks):
-    study = make_study(target_participants=24)
-    simulate_participants(study, 24, seed=3)
+    study = make_study(target_participants=12)
+    simulate_participants(study, 12, seed=3)
     owner = get_user_model().objects.create_user("owner", password="x", is_staff=True)
     study.owners.add(owner)
     with django_capture_on_commit_callbacks(execute=False):
@@ -95,7 +95,7 @@ def test_export_ratings_command_writes_long_format(analysed, tmp_path):
     call_command("export_ratings", study.slug, "--out", str(out), stderr=StringIO())
     rows = list(csv.DictReader(out.open()))
     stimulus = [r for r in rows if r["kind"] == "stimulus"]
-    assert len(stimulus) == 24 * 8 * 10
+    assert len(stimulus) == 12 * 8 * 10
     assert {r["response_type"] for r in stimulus} == {
         "full_compliance",
         "partial_compliance",
@@ -105,4 +105,4 @@ def test_export_ratings_command_writes_long_format(analysed, tmp_path):
     }
     assert all(len(r["participant_id"]) == 16 and "sim-" not in r["participant_id"] for r in rows)
     attention = [r for r in rows if r["kind"] == "attention"]
-    assert len(attention) == 24 * 2 and all(r["correct"] == "3" for r in attention)
+    assert len(attention) == 12 * 2 and all(r["correct"] == "3" for r in attention)
