@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import pandas as pd
+
 from studies.domain import RESPONSE_TYPES
 
 # Reports list levels in the order a reader expects (the paper's), not alphabetically.
@@ -25,17 +27,19 @@ def num(x: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    """Non-missing distinct values in order of appearance, without a Python loop per row."""
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    return list(series.dropna().unique())
+
+
 def ordered_levels(factor: str, levels: Iterable[Any]) -> list[str]:
     """Distinct non-missing ``levels``: known ones in their usual order, the rest alphabetically."""
-    present = {str(level) for level in levels if level is not None and level == level}
+    present = {str(v) for v in _distinct(levels)}
     known = [level for level in _PREFERRED_ORDER.get(factor, ()) if level in present]
     return known + sorted(present - set(known))
 
 
 def measure_order(questions: Iterable[Any]) -> list[str]:
     """Questions in order of first appearance (exports list them in the spec's order)."""
-    seen: dict[str, None] = {}
-    for q in questions:
-        if q is not None and q == q:
-            seen.setdefault(str(q), None)
-    return list(seen)
+    return list(dict.fromkeys(str(q) for q in _distinct(questions)))

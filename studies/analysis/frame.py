@@ -194,3 +194,11 @@ def apply_inclusion(
     return kept.reset_index(drop=True), (
         f"participants with participant_status in {', '.join(wanted)}"
     )
+
+
+def stimulus_key(df: pd.DataFrame) -> list[str]:
+    """Columns that identify one rated stimulus (all the questions answered on one page)."""
+    if "item_position" in df.columns and df["item_position"].notna().all():
+        return ["participant_id", "item_position"]
+    # Without positions, a participant never sees a query twice, so the query pins the page.
+    return ["participant_id", "query_id", "response_type"]

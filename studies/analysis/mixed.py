@@ -22,6 +22,12 @@ METHOD_PARTICIPANT = (
 )
 METHOD_OLS = "fallback: OLS with cluster-robust SEs by participant"
 METHOD_NONE = "not fitted"
+# In the seed design alignment follows from response type and motivation (aligned = full
+# compliance for benign, refusal for malicious), so it cannot have its own coefficient.
+ALIGNMENT_CONFOUNDED = (
+    "alignment is fully determined by response type × motivation in this design, so it is "
+    "not a separate model term (its effect is carried by the interaction terms)"
+)
 # Where the reference level of a factor is absent, these levels are preferred in turn.
 _BASE_LEVELS = {"motivation": "benign", "alignment": "aligned"}
 _Z = stats.norm.ppf(0.975)
@@ -261,10 +267,7 @@ def fit_mixed_model(
     kept, dropped = _independent(terms)
     for term in dropped:
         if term.name.startswith("alignment["):
-            notes.append(
-                "alignment is fully determined by response type × motivation in this design, "
-                "so it is not a separate term (its effect is carried by the interactions)"
-            )
+            notes.append(ALIGNMENT_CONFOUNDED)
             use_alignment = False
         elif not term.column.any():
             notes.append(f"{term.name} has no ratings, so it is not estimated")

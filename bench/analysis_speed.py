@@ -1,0 +1,131 @@
+"""Wall time and peak memory of build_report on simulated seed-design studies; prints JSON.
+
+Cases (ratings = participants x 8 items x measures; attention-check rows come on top):
+  paper   480 participants, 7 measures: 26,880 ratings (the published study's 3,840 rated
+          stimuli, each rated on 7 items)
+  100k    12,500 participants, 1 measure: 100,000 ratings
+  100k-7  12,500 participants, 7 measures: 700,000 ratings (--case 100k-7; slower)
+
+    .venv/bin/python bench/analysis_speed.py                 # paper and 100k
+    .venv/bin/python bench/analysis_speed.py --case 100k-7
+
+Each case runs in a fresh child process so that one case's peak RSS does not hide another's.
+The wall time is of the first build_report call, untraced. Memory is reported twice: the
+child's peak resident set (ru_maxrss) right after that call, which also holds the
+interpreter, the libraries and the simulated input frame; and tracemalloc's peak of the
+allocations made during a second, traced call (numpy and pandas buffers included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CASES: dict[str, tuple[int, int]] = {
+    "paper": (480, 7),
+    "100k": (12_500, 1),
+    "100k-7": (12_500, 7),
+}
+SEVEN = (
+    "helpfulness",
+    "satisfaction",
+    "frustration",
+    "transparency",
+    "appropriateness",
+    "expectation",
+    "future_willingness",
+)
+
+
+def _effects(n_measures: int) -> dict[str, dict]:
+    """n measures with distinct true effects, reusing the simulator's defaults as a base."""
+    from tests.analysis.simulate import DEFAULT_EFFECTS
+
+    base = list(DEFAULT_EFFECTS.values())
+    out = {}
+    for i, name in enumerate(SEVEN[:n_measures]):
+        eff = base[i % len(base)]
+        scale = 1.0 + 0.1 * i
+        out[name] = {
+            "intercept": eff["intercept"],
+            "response_type": {k: v * scale for k, v in eff["response_type"].items()},
+            "motivation": eff["motivation"],
+        }
+    return out
+
+
+def run_case(name: str, bootstrap: int) -> dict:
+    """Simulate, then time build_report once (the figure reported) under tracemalloc."""
+    from studies.analysis import ReportOptions, build_report
+    from tests.analysis.simulate import simulate_long_format
+
+    n_participants, n_measures = CASES[name]
+    start = time.perf_counter()
+    df = simulate_long_format(
+        n_participants=n_participants, seed=0, effects=_effects(n_measures), rounded=True
+    )
+    simulate_s = time.perf_counter() - start
+    n_ratings = int((df["kind"] == "stimulus").sum())
+    options = ReportOptions(bootstrap_reps=bootstrap)
+
+    # Timed without tracemalloc, which slows pandas' Python-level work several-fold.
+    start = time.perf_counter()
+    report = build_report(df, options)
+    wall_s = time.perf_counter() - start
+    # Linux reports ru_maxrss in KiB.
+    maxrss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # A second, traced run for the peak of allocations made inside build_report.
+    tracemalloc.start()
+    build_report(df, options)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    json.dumps(report, allow_nan=False)
+    return {
+        "case": name,
+        "participants": n_participants,
+        "measures": n_measures,
+        "ratings": n_ratings,
+        "input_rows": int(len(df)),
+        "bootstrap_reps": bootstrap,
+        "build_report_wall_s": round(wall_s, 2),
+        "tracemalloc_peak_mib": round(peak / 2**20, 1),
+        "process_max_rss_mib": round(maxrss_mib, 1),
+        "simulate_s": round(simulate_s, 2),
+        "methods": sorted({m["method"] for m in report["mixed_models"]}),
+        "timings_s": report["meta"]["timings"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=sorted(CASES), action="append")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    cases = args.case or ["paper", "100k"]
+    if args.child:
+        print(json.dumps(run_case(cases[0], args.bootstrap)))
+        return
+    results = []
+    for case in cases:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", "--case", case, "--bootstrap", str(args.bootstrap)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(json.dumps({"python": sys.version.split()[0], "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
