@@ -8,6 +8,7 @@ Cases (ratings = participants x 8 items x measures; attention-check rows come on
 
     .venv/bin/python bench/analysis_speed.py                 # paper and 100k
     .venv/bin/python bench/analysis_speed.py --case 100k-7
+    .venv/bin/python bench/analysis_speed.py --case paper --compare-statsmodels
 
 Each case runs in a fresh child process so that one case's peak RSS does not hide another's.
 The wall time is of the first build_report call, untraced. Memory is reported twice: the
@@ -64,7 +65,7 @@ def _effects(n_measures: int) -> dict[str, dict]:
 
 
 def run_case(name: str, bootstrap: int) -> dict:
-    """Simulate, then time build_report once (the figure reported) under tracemalloc."""
+    """Simulate, time one untraced build_report, then trace a second for peak allocations."""
     from studies.analysis import ReportOptions, build_report
     from tests.analysis.simulate import simulate_long_format
 
@@ -105,10 +106,59 @@ def run_case(name: str, bootstrap: int) -> dict:
     }
 
 
+def compare_statsmodels() -> dict:
+    """One measure of the paper-sized study fitted both ways: statsmodels vs the report's fit.
+
+    statsmodels' crossed formulation (one group, a variance component per factor, sparse)
+    spends its time in score and Hessian terms that solve once per participant column, so
+    it grows quadratically with participants; at 12,500 it ran out of memory (23 GiB).
+    """
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    from studies.analysis.mixed import fit_mixed_model
+    from tests.analysis.simulate import DEFAULT_EFFECTS, simulate_long_format
+
+    df = simulate_long_format(480, seed=0, effects={"helpfulness": DEFAULT_EFFECTS["helpfulness"]})
+    df = df[df["kind"] == "stimulus"].assign(one=1)
+    start = time.perf_counter()
+    theirs = MixedLM.from_formula(
+        "value ~ C(response_type, Treatment('full_compliance')) * motivation",
+        data=df,
+        groups="one",
+        re_formula="0",
+        vc_formula={"participant": "0 + C(participant_id)", "query": "0 + C(query_id)"},
+        use_sparse=True,
+    ).fit(reml=True)
+    statsmodels_s = time.perf_counter() - start
+    start = time.perf_counter()
+    ours = fit_mixed_model(df, "full_compliance", ["response_type", "motivation"])
+    ours_s = time.perf_counter() - start
+    diff = max(
+        abs(a - b)
+        for a, b in zip(
+            theirs.fe_params.to_numpy()[[0, 1, 2, 4, 3, 5]],
+            [c["estimate"] for c in ours["coefficients"][:6]],
+            strict=True,
+        )
+    )
+    return {
+        "case": "statsmodels-vs-report-fit",
+        "ratings": int(len(df)),
+        "statsmodels_crossed_fit_s": round(statsmodels_s, 2),
+        "report_crossed_fit_s": round(ours_s, 3),
+        "max_abs_difference_in_estimates": float(f"{diff:.2g}"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES), action="append")
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument(
+        "--compare-statsmodels",
+        action="store_true",
+        help="also time statsmodels' crossed MixedLM on one paper-sized measure (~20 s)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     cases = args.case or ["paper", "100k"]
@@ -118,12 +168,22 @@ def main() -> None:
     results = []
     for case in cases:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", "--case", case, "--bootstrap", str(args.bootstrap)],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--case",
+                case,
+                "--bootstrap",
+                str(args.bootstrap),
+            ],
             check=True,
             capture_output=True,
             text=True,
         )
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if args.compare_statsmodels:
+        results.append(compare_statsmodels())
     print(json.dumps({"python": sys.version.split()[0], "results": results}, indent=2))
 
 

@@ -1,20 +1,19 @@
-"""REML fit of a linear model with crossed random intercepts, linear in the number of ratings.
+"""REML fit of a linear model with crossed random intercepts, linear in the number of ratings."""
 
-Model: ``y = X b + sum_k Z_k u_k + e`` with ``u_k ~ N(0, s2 * t_k^2 I)`` and ``e ~ N(0, s2 I)``
-(``t_k`` = the factor's SD relative to the residual SD, lme4's theta). The REML criterion is
-evaluated through Henderson's mixed-model equations in lme4's form
-
-    [ L'Z'Z L + I    L'Z'X ] [v]   [L'Z'y]
-    [ X'Z L          X'X   ] [b] = [X'y  ]
-
-where the largest factor's block (participants: thousands of levels, one per rating group)
-is diagonal and is absorbed analytically, leaving a dense system the size of the small
-factors' levels plus the fixed effects (16 queries + ~10 terms here). One evaluation costs
-O(levels * m^2) after a single O(n * m) pass over the data, so 100,000 ratings fit in well
-under a second. statsmodels' MixedLM fits the same model (one group, two variance
-components) but builds per-level derivative matrices, which is quadratic in participants
-(19 s for 3,840 ratings, out of memory at 100,000); the tests check both give the same fit.
-"""
+# Model: y = X b + sum_k Z_k u_k + e with u_k ~ N(0, s2 t_k^2 I) and e ~ N(0, s2 I), t_k being
+# the factor's SD relative to the residual SD (lme4's theta). The REML criterion comes from
+# Henderson's mixed-model equations in lme4's form
+#
+#     [ L'Z'Z L + I    L'Z'X ] [v]   [L'Z'y]
+#     [ X'Z L          X'X   ] [b] = [X'y  ]
+#
+# The largest factor's block (participants: thousands of levels) is diagonal and is absorbed
+# analytically, leaving a dense system the size of the other factors' levels plus the fixed
+# effects (16 queries + ~10 terms here). After one O(n m) pass over the data an evaluation
+# costs O(m^3), so 100,000 ratings fit in well under a second. statsmodels' MixedLM fits the
+# same model (one group, one variance component per factor) but its score and Hessian solve
+# once per participant column, quadratic in participants: 11-19 s for 3,840 ratings here and
+# out of memory at 100,000. tests/analysis/test_mixed.py checks that both give the same fit.
 
 from __future__ import annotations
 
@@ -65,9 +64,7 @@ class _Criterion:
         self.big = max(names, key=lambda name: levels[name])
         self.small = [name for name in names if name != self.big]
         self.names = [self.big, *self.small]
-        W = np.hstack(
-            [_indicator(factors[k], levels[k]).toarray() for k in self.small] + [X]
-        )
+        W = np.hstack([_indicator(factors[k], levels[k]).toarray() for k in self.small] + [X])
         self.small_sizes = [levels[k] for k in self.small]
         self.q_small = sum(self.small_sizes)
         self.m = W.shape[1]

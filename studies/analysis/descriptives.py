@@ -94,17 +94,15 @@ def eta_squared(df: pd.DataFrame, measures: Sequence[str], factors: Sequence[str
     rows: list[dict] = []
     for measure in measures:
         data = df[df["question"] == measure]
-        values = data["value"].to_numpy(dtype=float)
-        ss_total = float(((values - values.mean()) ** 2).sum()) if values.size else 0.0
         for factor in factors:
             eta: float | None = None
             # A factor missing on some rows is judged on the rows that have it.
-            sub = data[data[factor].notna()]
-            if ss_total > 0 and len(sub):
-                v = sub["value"].to_numpy(dtype=float)
-                total = float(((v - v.mean()) ** 2).sum())
+            sub = data[data[factor].notna()] if factor in data.columns else data.iloc[0:0]
+            values = sub["value"].to_numpy(dtype=float)
+            if values.size:
+                total = float(((values - values.mean()) ** 2).sum())
                 means = sub.groupby(factor, observed=True)["value"].agg(["mean", "count"])
-                between = float((means["count"] * (means["mean"] - v.mean()) ** 2).sum())
+                between = float((means["count"] * (means["mean"] - values.mean()) ** 2).sum())
                 eta = num(between / total) if total > 0 else None
             rows.append({"measure": measure, "factor": factor, "eta_squared": eta})
     return rows

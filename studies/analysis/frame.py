@@ -92,7 +92,7 @@ def validate_long_format(
         absent = [theirs for theirs in column_map if theirs not in df.columns]
         if absent:
             raise AnalysisInputError(
-                f"--map names column(s) {', '.join(absent)} that the data do not have "
+                f"the column map names column(s) {', '.join(absent)} that the data do not have "
                 f"(columns: {', '.join(map(str, df.columns))})"
             )
         df = df.rename(columns=dict(column_map))
@@ -183,17 +183,21 @@ def read_long_format(
 
 def apply_inclusion(
     df: pd.DataFrame, statuses: Iterable[str] | None = ("completed",)
-) -> tuple[pd.DataFrame, str]:
-    """Keep participants whose ``participant_status`` is in ``statuses``; also the rule in words."""
+) -> pd.DataFrame:
+    """Rows of participants whose status is in ``statuses``; all if None or no such column."""
+    if statuses is None or "participant_status" not in df.columns:
+        return df
+    kept = df[df["participant_status"].isin([str(s) for s in statuses])]
+    return kept.reset_index(drop=True)
+
+
+def inclusion_rule(df: pd.DataFrame, statuses: Iterable[str] | None = ("completed",)) -> str:
+    """apply_inclusion's rule in words, for meta.inclusion."""
     if statuses is None:
-        return df, "all participants (no inclusion rule applied)"
+        return "all participants (no inclusion rule applied)"
     if "participant_status" not in df.columns:
-        return df, "all participants (the data have no participant_status column)"
-    wanted = [str(s) for s in statuses]
-    kept = df[df["participant_status"].isin(wanted)]
-    return kept.reset_index(drop=True), (
-        f"participants with participant_status in {', '.join(wanted)}"
-    )
+        return "all participants (the data have no participant_status column)"
+    return f"participants with participant_status in {', '.join(map(str, statuses))}"
 
 
 def stimulus_key(df: pd.DataFrame) -> list[str]:

@@ -59,14 +59,17 @@ def gap_reductions(
             warnings.append(
                 f"{role} level {level} has no ratings, so gap reductions cannot be computed"
             )
-    participants, p_codes = np.unique(data["participant_id"].to_numpy(dtype=str), return_inverse=True)
+    participants, p_codes = np.unique(
+        data["participant_id"].to_numpy(dtype=str), return_inverse=True
+    )
     m_index = {m: i for i, m in enumerate(measures)}
     t_index = {t: i for i, t in enumerate(types)}
     n_p, n_m, n_t = len(participants), len(measures), len(types)
     # Per participant: sum and count of ratings for each (measure, type) cell.
-    cell = data["question"].map(m_index).to_numpy() * n_t + data["response_type"].map(
-        t_index
-    ).to_numpy()
+    cell = (
+        data["question"].map(m_index).to_numpy() * n_t
+        + data["response_type"].map(t_index).to_numpy()
+    )
     flat = p_codes * (n_m * n_t) + cell
     size = n_p * n_m * n_t
     sums = np.bincount(flat, weights=data["value"].to_numpy(dtype=float), minlength=size)
@@ -84,7 +87,11 @@ def gap_reductions(
         for t in types:
             if t in (reference, baseline):
                 continue
-            col = {lv: m_index[m] * n_t + t_index[lv] for lv in (reference, baseline, t) if lv in t_index}
+            col = {
+                lv: m_index[m] * n_t + t_index[lv]
+                for lv in (reference, baseline, t)
+                if lv in t_index
+            }
             ref_mean = num(means[col[reference]]) if reference in present else None
             base_mean = num(means[col[baseline]]) if baseline in present else None
             type_mean = num(means[col[t]]) if t in present else None
@@ -127,7 +134,10 @@ def gap_reductions(
             m = rows[i]["measure"]
             tol = 1e-6 * max(float(sds.get(m, 0.0) or 0.0), 1e-6)
             ratio = _reduction(
-                boot_means[:, pos[ref_c]], boot_means[:, pos[base_c]], boot_means[:, pos[typ_c]], tol
+                boot_means[:, pos[ref_c]],
+                boot_means[:, pos[base_c]],
+                boot_means[:, pos[typ_c]],
+                tol,
             )
             finite = ratio[np.isfinite(ratio)]
             if finite.size >= _MIN_FINITE_SHARE * reps:

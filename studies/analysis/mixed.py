@@ -17,9 +17,7 @@ from studies.analysis.common import num, ordered_levels
 from studies.analysis.crossed import fit_crossed_reml
 
 METHOD_CROSSED = "crossed random intercepts (REML, sparse mixed-model equations)"
-METHOD_PARTICIPANT = (
-    "fallback: random intercept for participant only (statsmodels MixedLM, REML)"
-)
+METHOD_PARTICIPANT = "fallback: random intercept for participant only (statsmodels MixedLM, REML)"
 METHOD_OLS = "fallback: OLS with cluster-robust SEs by participant"
 METHOD_NONE = "not fitted"
 # In the seed design alignment follows from response type and motivation (aligned = full
@@ -197,11 +195,12 @@ def _formula(reference: str, motivation: bool, alignment: bool, random: Sequence
     return fixed + "".join(f" + (1|{r})" for r in random)
 
 
-def _empty(measure: str | None, method: str, warning: str, data: pd.DataFrame) -> dict:
+def model_not_fitted(measure: str | None, warning: str, data: pd.DataFrame) -> dict:
+    """The record of a measure that has no model, with the reason in ``warning``."""
     return {
         "measure": measure,
         "formula": None,
-        "method": method,
+        "method": METHOD_NONE,
         "converged": False,
         "warning": warning,
         "n_obs": int(len(data)),
@@ -240,11 +239,9 @@ def fit_mixed_model(
         notes.append(f"{len(df_measure) - len(data)} ratings with a missing factor level left out")
     y = data["value"].to_numpy(dtype=float)
     if len(y) == 0:
-        return _empty(measure, METHOD_NONE, "no ratings to model", data)
+        return model_not_fitted(measure, "no ratings to model", data)
     if np.ptp(y) == 0:
-        return _empty(
-            measure, METHOD_NONE, f"every rating is {y[0]:g}: zero variance, no model", data
-        )
+        return model_not_fitted(measure, f"every rating is {y[0]:g}: zero variance, no model", data)
 
     types = ordered_levels("response_type", data["response_type"])
     reference = reference_level
@@ -287,22 +284,27 @@ def fit_mixed_model(
     estimates: _Estimates | None = None
     failures: list[str] = []
     attempts = [
-        (METHOD_CROSSED, lambda: _fit_crossed(y, X, random)),
-        (METHOD_PARTICIPANT, lambda: _fit_participant_only(y, X, participant)),
-        (METHOD_OLS, lambda: _fit_ols(y, X, participant)),
+        (METHOD_CROSSED, "crossed model", lambda: _fit_crossed(y, X, random)),
+        (
+            METHOD_PARTICIPANT,
+            "participant-only model",
+            lambda: _fit_participant_only(y, X, participant),
+        ),
+        (METHOD_OLS, "OLS", lambda: _fit_ols(y, X, participant)),
     ]
     if not random:
         attempts = attempts[2:]
     elif "participant" not in random:
         attempts = [attempts[0], attempts[2]]
-    for method, attempt in attempts:
+    for candidate, label, attempt in attempts:
         try:
             estimates = attempt()
+            method = candidate
             break
         except Exception as exc:  # noqa: BLE001 - any failure moves on to the next method
-            failures.append(f"{method.split(':')[0]} failed ({type(exc).__name__}: {exc})")
+            failures.append(f"{label} failed ({type(exc).__name__}: {exc})")
     if estimates is None:
-        return _empty(measure, METHOD_NONE, "; ".join(notes + failures), data)
+        return model_not_fitted(measure, "; ".join(notes + failures), data)
     if method != METHOD_CROSSED and failures:
         notes += failures + [f"used {method}"]
     notes += estimates.notes
@@ -344,7 +346,9 @@ def _coefficients(terms: list[_Term], est: _Estimates) -> list[dict]:
                 "stars": "",
             }
         )
-    family = [i for i, r in enumerate(rows) if r["response_type"] is not None and r["p"] is not None]
+    family = [
+        i for i, r in enumerate(rows) if r["response_type"] is not None and r["p"] is not None
+    ]
     if family:
         adjusted = multipletests([rows[i]["p"] for i in family], method="holm")[1]
         for i, p_adj in zip(family, adjusted, strict=True):

@@ -18,11 +18,12 @@ from studies.analysis.descriptives import describe, distributions, eta_squared
 from studies.analysis.frame import (
     AnalysisInputError,
     apply_inclusion,
+    inclusion_rule,
     split_kinds,
     validate_long_format,
 )
 from studies.analysis.gaps import gap_reductions
-from studies.analysis.mixed import ALIGNMENT_CONFOUNDED, fit_mixed_model
+from studies.analysis.mixed import ALIGNMENT_CONFOUNDED, fit_mixed_model, model_not_fitted
 from studies.analysis.reliability import (
     attention_pass_rates,
     cronbach_alphas,
@@ -118,7 +119,8 @@ def build_report(df: pd.DataFrame, options: ReportOptions | None = None) -> dict
     start = time.perf_counter()
     full = validate_long_format(df)
     all_ratings, attention = split_kinds(full)
-    ratings, inclusion = apply_inclusion(all_ratings, options.inclusion)
+    ratings = apply_inclusion(all_ratings, options.inclusion)
+    inclusion = inclusion_rule(all_ratings, options.inclusion)
     composites = normalise_composites(options.composites, options.reverse_coded, options.points)
     if options.measures is not None:
         # A spec's question nobody has answered yet is reported, not fatal: the platform
@@ -127,7 +129,6 @@ def build_report(df: pd.DataFrame, options: ReportOptions | None = None) -> dict
     else:
         measures = measure_order(ratings["question"])
     run.timings["prepare_s"] = round(time.perf_counter() - start, 4)
-    run.timings["inputs_hash_s"] = 0.0
     start = time.perf_counter()
     digest = inputs_hash(full)
     run.timings["inputs_hash_s"] = round(time.perf_counter() - start, 4)
@@ -155,15 +156,17 @@ def build_report(df: pd.DataFrame, options: ReportOptions | None = None) -> dict
     ]
     _type_warnings(run, data, measures, options)
 
-    descriptives = run.part(
-        "descriptives", lambda: describe(data, measures, factors), []
-    )
+    descriptives = run.part("descriptives", lambda: describe(data, measures, factors), [])
     dists = run.part("distributions", lambda: distributions(data, measures), [])
 
     def _models() -> list[dict]:
         out = []
         for m in measures:
-            fit = fit_mixed_model(data[data["question"] == m], options.reference_level, factors)
+            subset = data[data["question"] == m]
+            try:
+                fit = fit_mixed_model(subset, options.reference_level, factors)
+            except Exception as exc:  # noqa: BLE001 - one measure's bug must not lose the rest
+                fit = model_not_fitted(m, f"model failed: {type(exc).__name__}: {exc}", subset)
             text = fit["warning"] or ""
             if ALIGNMENT_CONFOUNDED in text:
                 # A property of the design, the same for every measure: say it once.

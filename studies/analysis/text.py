@@ -113,7 +113,9 @@ def format_report(report: dict) -> str:
                     for c in model["coefficients"]
                 ],
             )
-    out.append("  Holm's adjustment over each measure's response-type terms; * <.05 ** <.01 *** <.001")
+    out.append(
+        "  Holm's adjustment over each measure's response-type terms; * <.05 ** <.01 *** <.001"
+    )
 
     if report["variance_explained"]:
         out += ["", "Variance explained (eta squared)"]

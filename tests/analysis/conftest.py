@@ -18,8 +18,12 @@ def likert_frame() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def likert_report(likert_frame) -> dict:
     options = ReportOptions(
-        composites={"negative": {"items": ["frustration", "satisfaction"],
-                                 "reverse_coded": ["satisfaction"]}},
+        composites={
+            "negative": {
+                "items": ["frustration", "satisfaction"],
+                "reverse_coded": ["satisfaction"],
+            }
+        },
         constructs={"affect": ["helpfulness", "satisfaction", "frustration"]},
         reverse_coded=["frustration"],
         bootstrap_reps=300,

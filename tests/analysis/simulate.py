@@ -126,9 +126,7 @@ def simulate_long_format(
     malicious = (stim["motivation"] == "malicious").to_numpy()
     frames = []
     for measure, eff in effects.items():
-        type_effect = stim["response_type"].map(
-            lambda t, eff=eff: eff["response_type"].get(t, 0.0)
-        )
+        type_effect = stim["response_type"].map(lambda t, eff=eff: eff["response_type"].get(t, 0.0))
         value = (
             eff["intercept"]
             + type_effect.to_numpy(dtype=float)

@@ -35,9 +35,7 @@ def test_descriptives_equal_an_independent_groupby(ratings, combo):
     measures = ["helpfulness", "frustration"]
     rows = describe(ratings, measures, FACTORS)
     mine = {
-        (r["measure"], *(r[f] for f in combo)): r
-        for r in rows
-        if r["grouping"] == "×".join(combo)
+        (r["measure"], *(r[f] for f in combo)): r for r in rows if r["grouping"] == "×".join(combo)
     }
     expected = ratings[ratings["question"].isin(measures)].groupby(["question", *combo])["value"]
     assert len(mine) == expected.ngroups

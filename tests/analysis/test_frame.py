@@ -6,7 +6,12 @@ import pandas as pd
 import pytest
 
 from studies.analysis import AnalysisInputError, read_long_format
-from studies.analysis.frame import LONG_COLUMNS, REQUIRED_COLUMNS, apply_inclusion
+from studies.analysis.frame import (
+    LONG_COLUMNS,
+    REQUIRED_COLUMNS,
+    apply_inclusion,
+    inclusion_rule,
+)
 
 
 def _rows(**overrides) -> pd.DataFrame:
@@ -94,12 +99,11 @@ def test_missing_file_is_an_input_error(tmp_path):
 
 def test_inclusion_keeps_listed_statuses_and_says_so():
     df = read_long_format(_rows())
-    kept, rule = apply_inclusion(df)
-    assert kept["participant_id"].tolist() == ["007", "007"]
-    assert "completed" in rule
-    both, _ = apply_inclusion(df, ("completed", "returned"))
-    assert len(both) == 3
-    everyone, rule = apply_inclusion(df, None)
-    assert len(everyone) == 3 and "all participants" in rule
-    no_column, rule = apply_inclusion(df.drop(columns=["participant_status"]))
-    assert len(no_column) == 3 and "no participant_status" in rule
+    assert apply_inclusion(df)["participant_id"].tolist() == ["007", "007"]
+    assert "completed" in inclusion_rule(df)
+    assert len(apply_inclusion(df, ("completed", "returned"))) == 3
+    assert len(apply_inclusion(df, None)) == 3
+    assert "all participants" in inclusion_rule(df, None)
+    no_column = df.drop(columns=["participant_status"])
+    assert len(apply_inclusion(no_column)) == 3
+    assert "no participant_status" in inclusion_rule(no_column)

@@ -35,12 +35,16 @@ def small() -> pd.DataFrame:
     return _ratings(120, seed=5)
 
 
-def test_same_fit_as_statsmodels_crossed_mixedlm(small):
+@pytest.mark.parametrize("balanced", [True, False], ids=["balanced", "unbalanced"])
+def test_same_fit_as_statsmodels_crossed_mixedlm(small, balanced):
     """The sparse REML fit equals statsmodels' one-group, two-variance-component MixedLM.
 
-    statsmodels needs ~2 s here and grows quadratically with participants (19 s at 480,
-    out of memory at 12,500), which is why the report uses the direct fit.
+    statsmodels needs ~2 s here and grows quadratically with participants (11-19 s at 480,
+    out of memory at 12,500), which is why the report uses the direct fit. Unbalanced:
+    a random 30% of ratings dropped, so participants have different numbers of ratings.
     """
+    if not balanced:
+        small = small.sample(frac=0.7, random_state=0).sort_index()
     data = small.assign(one=1)
     reference = MixedLM.from_formula(
         "value ~ C(response_type, Treatment('full_compliance')) * motivation",
@@ -95,7 +99,17 @@ def test_output_names_terms_readably_and_adjusts_the_response_type_family(small)
     assert [c["p_holm"] for c in family] == pytest.approx(list(expected))
     for c in out["coefficients"]:
         p = c["p_holm"]
-        want = "" if p is None else "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
+        want = (
+            ""
+            if p is None
+            else "***"
+            if p < 0.001
+            else "**"
+            if p < 0.01
+            else "*"
+            if p < 0.05
+            else ""
+        )
         assert c["stars"] == want
         assert c["ci_low"] < c["estimate"] < c["ci_high"]
     motivation = next(c for c in out["coefficients"] if c["term"] == "motivation[malicious]")
@@ -171,7 +185,9 @@ def test_rounded_clipped_likert_values_stay_close_to_the_truth():
     estimates: dict[str, list[float]] = {t: [] for t in truth}
     for seed in range(20):
         out = fit_mixed_model(
-            _ratings(480, seed=200 + seed, effects=effects, rounded=True), "full_compliance", FACTORS
+            _ratings(480, seed=200 + seed, effects=effects, rounded=True),
+            "full_compliance",
+            FACTORS,
         )
         for c in out["coefficients"]:
             if c["response_type"] and ":" not in c["term"]:
@@ -179,7 +195,8 @@ def test_rounded_clipped_likert_values_stay_close_to_the_truth():
     true = np.array([truth[t] for t in truth])
     mean = np.array([np.mean(estimates[t]) for t in truth])
     slope = float(np.polyfit(true, mean, 1)[0])
-    print(f"attenuation slope {slope:.3f}; bias {dict(zip(truth, np.round(mean - true, 3)))}")
+    bias = dict(zip(truth, np.round(mean - true, 3), strict=True))
+    print(f"attenuation slope {slope:.3f}; bias {bias}")
     assert np.abs(mean - true).max() < 0.15
     assert 0.85 < slope <= 1.02
 
@@ -245,10 +262,7 @@ def test_both_mixed_models_failing_gives_cluster_robust_ols(small, monkeypatch):
     assert out["method"] == METHOD_OLS
     assert out["converged"] and out["coefficients"]
     assert out["variance_components"]["participant"] is None
-    clustered = OLS(
-        small["value"].to_numpy(), np.ones((len(small), 1))
-    )  # sanity: OLS itself still works
-    assert clustered is not None
+    assert "(1|" not in out["formula"]
 
 
 def test_everything_failing_still_returns_a_record(small, monkeypatch):

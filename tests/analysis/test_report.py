@@ -1,4 +1,4 @@
-"""build_report: REPORT_FORMAT's shape, JSON safety, composites, and the cases that must not crash."""
+"""build_report: the documented shape, JSON safety, composites, and cases that must not crash."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ COEFFICIENT_KEYS = {
 
 
 def _quick(df: pd.DataFrame, **options) -> dict:
-    report = build_report(df, ReportOptions(bootstrap_reps=options.pop("bootstrap_reps", 50), **options))
+    report = build_report(
+        df, ReportOptions(bootstrap_reps=options.pop("bootstrap_reps", 50), **options)
+    )
     json.dumps(report, allow_nan=False)
     return report
 
@@ -79,7 +81,11 @@ def test_report_has_exactly_the_documented_shape(likert_report):
     assert set(rel["krippendorff_alpha"][0]) == {"measure", "alpha", "n_units", "level"}
     assert set(rel["attention_checks"][0]) == {"check", "n", "pass_rate"}
     assert report["composites"] == [
-        {"name": "negative", "items": ["frustration", "satisfaction"], "reverse_coded": ["satisfaction"]}
+        {
+            "name": "negative",
+            "items": ["frustration", "satisfaction"],
+            "reverse_coded": ["satisfaction"],
+        }
     ]
     json.dumps(report, allow_nan=False)
 
@@ -89,10 +95,18 @@ def test_meta_describes_the_run(likert_report, likert_frame):
     assert meta["code_version"] == "1"
     assert meta["n_participants"] == 480 and meta["n_queries"] == 16
     assert meta["n_ratings"] == 480 * 8 * 5  # four measures and the composite
-    assert meta["measures"] == ["helpfulness", "satisfaction", "frustration", "transparency", "negative"]
+    assert meta["measures"] == [
+        "helpfulness",
+        "satisfaction",
+        "frustration",
+        "transparency",
+        "negative",
+    ]
     assert meta["factors"] == ["response_type", "motivation", "alignment"]
     assert "completed" in meta["inclusion"]
-    assert {"descriptives_s", "mixed_models_s", "gap_reduction_s", "total_s"} <= set(meta["timings"])
+    assert {"descriptives_s", "mixed_models_s", "gap_reduction_s", "total_s"} <= set(
+        meta["timings"]
+    )
     assert meta["inputs_hash"] == inputs_hash(likert_frame.assign())
     # The seed design's one structural note, said once rather than once per measure.
     assert sum("alignment is fully determined" in w for w in meta["warnings"]) == 1
@@ -148,7 +162,9 @@ def test_zero_variance_measure(small):
     report = _quick(df)
     model = next(m for m in report["mixed_models"] if m["measure"] == "transparency")
     assert model["coefficients"] == []
-    assert any("transparency model" in w and "zero variance" in w for w in report["meta"]["warnings"])
+    assert any(
+        "transparency model" in w and "zero variance" in w for w in report["meta"]["warnings"]
+    )
     eta = [r for r in report["variance_explained"] if r["measure"] == "transparency"]
     assert all(r["eta_squared"] is None for r in eta)
     assert all(
@@ -240,3 +256,21 @@ def test_everything_is_finite_or_none_even_with_extreme_values(small):
     json.dumps(report, allow_nan=False)
     model = next(m for m in report["mixed_models"] if m["measure"] == "helpfulness")
     assert model["method"]
+
+
+def test_one_measure_crashing_keeps_the_other_models(small, monkeypatch):
+    from studies.analysis import report as report_module
+
+    real = report_module.fit_mixed_model
+
+    def flaky(df, *args, **kwargs):
+        if df["question"].iloc[0] == "helpfulness":
+            raise KeyError("bug")
+        return real(df, *args, **kwargs)
+
+    monkeypatch.setattr(report_module, "fit_mixed_model", flaky)
+    report = _quick(small)
+    by_measure = {m["measure"]: m for m in report["mixed_models"]}
+    assert by_measure["helpfulness"]["method"] == "not fitted"
+    assert by_measure["frustration"]["coefficients"]
+    assert any("helpfulness model: model failed: KeyError" in w for w in report["meta"]["warnings"])
