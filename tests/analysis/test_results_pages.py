@@ -44,7 +44,6 @@ def test_results_page_renders_the_stored_report_instantly(analysed, django_asser
 
 def test_every_table_figure_and_the_report_download(analysed):
     from studies.analysis.figures import figures_for
-
     from studies.analysis.tables import report_tables
 
     study, client = analysed
