@@ -116,14 +116,13 @@ def latest_result(study: Study, inclusion: str) -> AnalysisResult | None:
 
 
 def is_stale(study: Study, result: AnalysisResult | None) -> bool:
-    """True when ratings arrived after the result was requested."""
+    """True when there are ratings the result has not seen (any at all, without a result)."""
     from annotation.models import Rating
 
-    if result is None:
-        return True
-    return Rating.objects.filter(
-        participant__study=study, created_at__gt=result.requested_at
-    ).exists()
+    ratings = Rating.objects.filter(participant__study=study)
+    if result is not None:
+        ratings = ratings.filter(created_at__gt=result.requested_at)
+    return ratings.exists()
 
 
 def refresh_live_studies(now=None) -> int:

@@ -28,13 +28,13 @@ TRUE_EFFECTS = {
 MALICIOUS_EFFECT = -0.2
 
 
-def simulate_participants(study, n: int, seed: int, threads: int = 1) -> None:
+def simulate_participants(study, n: int, seed: int, threads: int = 1, first: int = 0) -> None:
     """n participants take the study through the services; threads>1 needs committed data."""
     query_rng = np.random.default_rng(seed)
     query_effect = {q.pk: query_rng.normal(0, 0.3) for q in study.queries.order_by("pk")}
     questions = list(study.questions.filter(is_attention_check=False))
     if threads == 1:
-        for index in range(n):
+        for index in range(first, first + n):
             simulate_one(study, index, seed, query_effect, questions)
         return
 
@@ -47,7 +47,7 @@ def simulate_participants(study, n: int, seed: int, threads: int = 1) -> None:
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         # Participants join in index order within each thread; slots stay balanced overall.
-        list(pool.map(run, [range(t, n, threads) for t in range(threads)]))
+        list(pool.map(run, [range(first + t, first + n, threads) for t in range(threads)]))
 
 
 def simulate_one(study, index: int, seed: int, query_effect: dict, questions: list) -> None:
