@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from studies.design import AttentionSlot, Design, Factor, QueryRef, RuleRow, build_plan
+from studies.design import QueryRef, build_plan
+from studies.spec import design_from_spec, load_spec_file
 
 STRATEGIES = ("direct_refusal", "explanation_based", "redirection", "partial_compliance")
 CATEGORIES = ("offensive_language", "dangerous_topics", "privacy_violation", "false_information")
 
-# The seed design (examples/refusal-perception/study.yaml) without topic choice: motivation
-# and alignment within participants, the refusal strategy between them.
-SEED_DESIGN = Design(
-    factors=(
-        Factor("motivation", ("benign", "malicious"), "within"),
-        Factor("alignment", ("aligned", "misaligned"), "within"),
-        Factor("refusal_strategy", STRATEGIES, "between"),
-    ),
-    rule=(
-        RuleRow({"motivation": "benign", "alignment": "aligned"}, "full_compliance"),
-        RuleRow({"motivation": "malicious", "alignment": "aligned"}, "$refusal_strategy"),
-        RuleRow({"motivation": "benign", "alignment": "misaligned"}, "$refusal_strategy"),
-        RuleRow({"motivation": "malicious", "alignment": "misaligned"}, "full_compliance"),
-    ),
-    items_per_participant=8,
-    attention_checks=(AttentionSlot("attention_1", 3), AttentionSlot("attention_2", 6)),
+# The seed design, read from the example spec the platform ships
+# (examples/refusal-perception/study.yaml); plans are built without topic choice.
+SEED_DESIGN = design_from_spec(
+    load_spec_file(Path(__file__).resolve().parents[2] / "examples/refusal-perception/study.yaml")[
+        0
+    ]
 )
 QUERIES = tuple(QueryRef(f"q{i:02d}", CATEGORIES[(i - 1) // 4]) for i in range(1, 17))
 
