@@ -3,10 +3,11 @@
 from django.contrib import admin
 
 from annotation.models import Participant, Slot
+from studies.admin import OwnedStudyAdmin
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin):
+class ParticipantAdmin(OwnedStudyAdmin):
     list_display = ("pseudonym", "study", "status", "position", "consented_at", "completed_at")
     list_filter = ("study", "status")
     readonly_fields = (
@@ -22,20 +23,8 @@ class ParticipantAdmin(admin.ModelAdmin):
         "last_seen_at",
     )
 
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(study__owners=request.user)
-
 
 @admin.register(Slot)
-class SlotAdmin(admin.ModelAdmin):
+class SlotAdmin(OwnedStudyAdmin):
     list_display = ("study", "index", "cell", "status", "claimed_at")
     list_filter = ("study", "status")
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(study__owners=request.user)

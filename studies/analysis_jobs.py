@@ -24,7 +24,7 @@ def report_options(study: Study, inclusion: str):
     from studies.analysis import ReportOptions
 
     spec = selectors.study_spec(study)
-    questions = [q for q in spec["questions"]]
+    questions = spec["questions"]
     constructs: dict[str, list[str]] = {}
     for question in questions:
         if question["construct"]:

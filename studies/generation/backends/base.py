@@ -47,6 +47,17 @@ class Backend(Protocol):
         ...
 
 
+def check_setting_keys(settings: object, allowed: frozenset[str]) -> None:
+    """Settings must be a mapping of known keys; a typo is named with the allowed ones."""
+    if not isinstance(settings, dict):
+        raise ValueError("settings must be a mapping")
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise ValueError(
+            f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
 def whole_number_setting(settings: dict, name: str, default: int, low: int, high: int) -> int:
     """A whole-number setting within [low, high], or ValueError naming it."""
     value = settings.get(name, default)

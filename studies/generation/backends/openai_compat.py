@@ -18,7 +18,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from studies.generation.backends.base import ChatOutcome, ChatRequest, whole_number_setting
+from studies.generation.backends.base import (
+    ChatOutcome,
+    ChatRequest,
+    check_setting_keys,
+    whole_number_setting,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +59,7 @@ def _integer(settings: dict, name: str, low: int, high: int) -> int:
 
 def validate_settings(settings: dict) -> dict:
     """Check and fill in an OpenAI-compatible backend's settings; ValueError names the field."""
-    if not isinstance(settings, dict):
-        raise ValueError("settings must be a mapping")
-    unknown = sorted(set(settings) - ALLOWED_KEYS)
-    if unknown:
-        raise ValueError(
-            f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ALLOWED_KEYS))}"
-        )
+    check_setting_keys(settings, ALLOWED_KEYS)
 
     base_url = settings.get("base_url")
     if not isinstance(base_url, str) or not base_url.strip():

@@ -10,7 +10,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from studies.generation.backends.base import ChatOutcome, ChatRequest, whole_number_setting
+from studies.generation.backends.base import (
+    ChatOutcome,
+    ChatRequest,
+    check_setting_keys,
+    whole_number_setting,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +41,7 @@ def validate_settings(settings: dict) -> dict:
     validated where a model is registered (the web host), while the weights live on the GPU
     worker. A path missing on the worker gives each request a non-retryable error outcome.
     """
-    if not isinstance(settings, dict):
-        raise ValueError("settings must be a mapping")
-    unknown = sorted(set(settings) - ALLOWED_KEYS)
-    if unknown:
-        raise ValueError(
-            f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ALLOWED_KEYS))}"
-        )
+    check_setting_keys(settings, ALLOWED_KEYS)
     path = settings.get("path")
     if path is None or (isinstance(path, str) and not path.strip()):
         raise ValueError("path is required: a local directory with config, weights and tokenizer")
