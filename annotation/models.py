@@ -16,6 +16,8 @@ class Slot(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="slots")
     index = models.PositiveIntegerField()
     cell = models.JSONField(default=dict)
+    # Created by a pilot launch: its participants are flagged as pilot in the data.
+    is_pilot = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.FREE)
     claimed_at = models.DateTimeField(null=True, blank=True)
 
@@ -65,6 +67,7 @@ class Participant(models.Model):
         COMPLETED = "completed"
         RETURNED = "returned"
         TIMED_OUT = "timed_out"
+        DECLINED = "declined"
         EXCLUDED = "excluded"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
@@ -77,6 +80,9 @@ class Participant(models.Model):
     # Position of the next page to show, 1-based; beyond the last item means finished.
     position = models.PositiveIntegerField(default=1)
     recruitment = models.JSONField(default=dict, blank=True)
+    is_pilot = models.BooleanField(default=False)
+    # Keys of the questionnaire blocks this participant has submitted, in order.
+    completed_blocks = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     consented_at = models.DateTimeField(null=True, blank=True)
     instructions_read_at = models.DateTimeField(null=True, blank=True)
@@ -129,3 +135,26 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"trial {self.trial_id} question {self.question_id} = {self.value}"
+
+
+class BlockAnswer(models.Model):
+    """A participant's answer to one questionnaire-block question, stored by its kind."""
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="block_answers"
+    )
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="block_answers")
+    # Exactly one of these holds the answer, by the question's kind: likert and number in
+    # value_number, single choice and free text in value_text, multiple choice in value_choices.
+    value_number = models.FloatField(null=True, blank=True)
+    value_text = models.TextField(blank=True)
+    value_choices = models.JSONField(default=list, blank=True)
+    answered_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "question"], name="block_answer_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"participant {self.participant_id} {self.question_id}"

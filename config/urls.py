@@ -1,10 +1,14 @@
-"""Top-level URLs: participant pages, researcher pages and the admin."""
+"""Top-level URLs: participant pages, researcher pages, accounts, the API and the admin."""
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("", include("annotation.urls")),
+    path("", include("studies.views.accounts")),
     path("", include("studies.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from studies import selectors
+from studies import access
 from studies.generation import services as generation_services
 from studies.models import (
     AuditEvent,
@@ -24,9 +24,7 @@ class OwnedStudyAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(**{f"{self.study_path}__owners": request.user})
+        return queryset.filter(**{f"{self.study_path}__in": access.studies_for(request.user)})
 
 
 class QuestionInline(admin.TabularInline):
@@ -55,7 +53,7 @@ class StudyAdmin(admin.ModelAdmin):
     inlines = [QuestionInline]
 
     def get_queryset(self, request):
-        return selectors.studies_for_user(request.user)
+        return access.studies_for(request.user)
 
 
 class ScenarioInline(admin.StackedInline):

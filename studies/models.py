@@ -18,11 +18,14 @@ class Study(models.Model):
         LIVE = "live"
         PAUSED = "paused"
         CLOSED = "closed"
+        ARCHIVED = "archived"
 
     slug = models.SlugField(max_length=80, unique=True)
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="studies", blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="StudyMembership", related_name="studies", blank=True
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     consent_md = models.TextField()
     instructions_md = models.TextField()
@@ -41,6 +44,12 @@ class Study(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     launched_at = models.DateTimeField(null=True, blank=True)
+    # Slots of the pilot launch; 0 when the study was launched in full straight away.
+    pilot_slots = models.PositiveIntegerField(default=0)
+    # The study this one was duplicated from (a new version of a live study's design).
+    duplicated_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
 
     class Meta:
         verbose_name_plural = "studies"
@@ -50,14 +59,87 @@ class Study(models.Model):
         return self.slug
 
 
+class StudyMembership(models.Model):
+    """A researcher's role in one study; studies.access decides what each role may do."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        EDITOR = "editor"
+        VIEWER = "viewer"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="study_memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}: {self.user} ({self.role})"
+
+
+class QuestionnaireBlock(models.Model):
+    """Questions asked once per participant, before or after the rated items (demographics…)."""
+
+    class Placement(models.TextChoices):
+        BEFORE = "before", "before the rated items"
+        AFTER = "after", "after the rated items"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="blocks")
+    key = models.SlugField(max_length=64)
+    title = models.CharField(max_length=200)
+    intro_md = models.TextField(blank=True)
+    placement = models.CharField(max_length=8, choices=Placement.choices)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "key"], name="block_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}:{self.key}"
+
+
 class Question(models.Model):
-    """A Likert item, or an attention check when ``correct_value`` is set."""
+    """A rated item's question (Likert), an attention check when ``correct_value`` is set,
+    or a questionnaire block's question of any kind when ``block`` is set."""
+
+    class Kind(models.TextChoices):
+        LIKERT = "likert"
+        SINGLE_CHOICE = "single_choice", "single choice"
+        MULTIPLE_CHOICE = "multiple_choice", "multiple choice"
+        FREE_TEXT = "free_text", "free text"
+        NUMBER = "number"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="questions")
+    block = models.ForeignKey(
+        QuestionnaireBlock,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="questions",
+    )
     key = models.SlugField(max_length=64)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LIKERT)
     construct = models.CharField(max_length=64, blank=True)
     text = models.TextField()
-    points = models.PositiveSmallIntegerField()
+    # Likert scale points (numbered from 1); null for the other kinds.
+    points = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Choice kinds: the option labels, in the order shown; answers store the label.
+    options = models.JSONField(default=list, blank=True)
+    # Free text: the longest answer accepted.
+    max_length = models.PositiveIntegerField(null=True, blank=True)
+    # Number: the accepted range (either end may be open).
+    min_value = models.FloatField(null=True, blank=True)
+    max_value = models.FloatField(null=True, blank=True)
     # {"1": "Strongly disagree", "7": "Strongly agree"}: labels for some or all points.
     anchors = models.JSONField(default=dict)
     reverse_coded = models.BooleanField(default=False)
@@ -197,9 +279,15 @@ class LanguageModel(models.Model):
     temperature = models.FloatField(default=0.7)
     max_tokens = models.PositiveIntegerField(default=512)
     seed = models.BigIntegerField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    # Only the owner (or a superuser) may change a model; others may use it when shared.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="language_models",
     )
+    shared = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import QuerySet
-
 from studies.design import check_design, required_response_types
 from studies.domain import MOTIVATION_FACTOR, RESPONSE_TYPES
 from studies.models import Query, ResponseVariant, Scenario, Study
@@ -75,13 +73,6 @@ def default_analysis() -> dict:
         "baseline_level": DEFAULT_BASELINE_LEVEL,
         "composites": [],
     }
-
-
-def studies_for_user(user) -> QuerySet[Study]:
-    """The studies a user may see: all for superusers, otherwise the ones they own."""
-    if user.is_superuser:
-        return Study.objects.all()
-    return Study.objects.filter(owners=user)
 
 
 def launch_problems(study: Study) -> list[str]:

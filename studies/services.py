@@ -12,7 +12,15 @@ from annotation import services as annotation_services
 from studies import selectors
 from studies.design import QueryRef, build_plan
 from studies.errors import LaunchRefused, StudyStateError
-from studies.models import AuditEvent, Query, Question, ResponseVariant, Scenario, Study
+from studies.models import (
+    AuditEvent,
+    Query,
+    Question,
+    ResponseVariant,
+    Scenario,
+    Study,
+    StudyMembership,
+)
 from studies.spec import design_from_spec
 from studies.stimuli_file import StimulusRow
 
@@ -62,8 +70,9 @@ def import_study(
     study.seed = spec["seed"]
     study.design = _design_json(spec)
     study.save()
-    if actor is not None:
-        study.owners.add(actor)
+    if created and actor is not None:
+        # Whoever creates a study owns it, whatever the entry point.
+        StudyMembership.objects.create(study=study, user=actor, role=StudyMembership.Role.OWNER)
 
     study.questions.all().delete()
     questions = [

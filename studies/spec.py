@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from dataclasses import dataclass
@@ -137,6 +138,20 @@ def load_spec_file(path: str | Path) -> tuple[dict, Path | None]:
             [SpecProblem("", None, f"cannot read the file: {reason}")], str(path)
         ) from None
     return _load(text, str(path), base_dir=path.resolve().parent)
+
+
+def load_spec_data(data: Any, source: str = "<form>") -> dict:
+    """Validate an already-parsed spec (a form's or an API payload's data) like a file."""
+    checker = _Checker({})
+    spec = checker.spec(data)
+    if checker.problems:
+        raise SpecError(checker.problems, source)
+    return spec
+
+
+def spec_dict(spec: Any) -> dict:
+    """A spec as a plain, freely editable dict (what dump_spec writes and load_spec_data reads)."""
+    return copy.deepcopy(spec if isinstance(spec, dict) else spec.to_dict())
 
 
 def dump_spec(spec: dict) -> str:

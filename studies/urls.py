@@ -2,7 +2,9 @@
 
 from django.urls import path
 
-from studies import api, results_views, views
+from studies.api import generation as api
+from studies.views import generation as views
+from studies.views import results as results_views
 
 app_name = "studies"
 

@@ -63,9 +63,9 @@ def register_model(
             "seed": seed,
         },
     )
-    if model.created_by is None and actor is not None:
-        model.created_by = actor
-        model.save(update_fields=["created_by"])
+    if model.owner is None and actor is not None:
+        model.owner = actor
+        model.save(update_fields=["owner"])
     return model
 
 

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from studies import analysis_jobs
-from studies.models import AnalysisResult
+from studies.models import AnalysisResult, StudyMembership
 from tests.analysis.test_platform_simulation import simulate_participants
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ def analysed(make_study, django_capture_on_commit_callbacks):
     study = make_study(target_participants=12)
     simulate_participants(study, 12, seed=3)
     owner = get_user_model().objects.create_user("owner", password="x", is_staff=True)
-    study.owners.add(owner)
+    StudyMembership.objects.create(study=study, user=owner, role="owner")
     with django_capture_on_commit_callbacks(execute=False):
         queued = analysis_jobs.request_analysis(study=study)
     analysis_jobs.compute(queued.pk)

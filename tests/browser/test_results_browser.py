@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Browser, expect
 
 from studies import analysis_jobs
+from studies.models import StudyMembership
 from tests.analysis.test_platform_simulation import simulate_participants
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -18,7 +19,7 @@ def test_results_page_draws_charts_without_any_outside_request(
     study = make_study(target_participants=16)
     simulate_participants(study, 16, seed=5)
     owner = get_user_model().objects.create_user("owner", password="pw-owner-123", is_staff=True)
-    study.owners.add(owner)
+    StudyMembership.objects.create(study=study, user=owner, role="owner")
     analysis_jobs.compute(analysis_jobs.request_analysis(study=study).pk)
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})

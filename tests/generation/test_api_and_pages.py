@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from studies.models import GenerationJob, LanguageModel
+from studies.models import GenerationJob, LanguageModel, StudyMembership
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def researchers(make_study):
     other = users.create_user("other", password="x", is_staff=True)
     participant_like = users.create_user("plain", password="x")
     study = make_study(launch=False)
-    study.owners.add(owner)
+    StudyMembership.objects.create(study=study, user=owner, role="owner")
     return study, owner, other, participant_like
 
 

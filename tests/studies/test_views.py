@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from annotation import services as annotation_services
+from studies.models import StudyMembership
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +18,7 @@ def owner_and_stranger(make_study):
     owner = users.create_user("owner", password="pw-owner-123", is_staff=True)
     stranger = users.create_user("stranger", password="pw-stranger-123", is_staff=True)
     study = make_study(target_participants=8)
-    study.owners.add(owner)
+    StudyMembership.objects.create(study=study, user=owner, role="owner")
     return study, owner, stranger
 
 
@@ -32,7 +33,7 @@ def test_pages_require_login(owner_and_stranger):
     for url in ("/studies/", f"/studies/{study.slug}/"):
         response = Client().get(url)
         assert response.status_code == 302
-        assert "/admin/login/" in response["Location"]
+        assert "/accounts/login/" in response["Location"]
 
 
 def test_owner_sees_progress_of_their_study(owner_and_stranger):

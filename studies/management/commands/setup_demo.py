@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from studies import services
-from studies.models import Study
+from studies.models import Study, StudyMembership
 from studies.spec import load_spec_file
 from studies.stimuli_file import read_stimuli_file
 
@@ -46,7 +46,9 @@ class Command(BaseCommand):
                 study = services.import_study(spec=spec, stimuli=rows, actor=user)
                 services.launch_study(study=study, actor=user)
                 study.refresh_from_db()
-            study.owners.add(user)
+            StudyMembership.objects.get_or_create(
+                study=study, user=user, defaults={"role": StudyMembership.Role.OWNER}
+            )
             self.stdout.write(f"  {study.title} ({study.status})")
             self.stdout.write(
                 f"    participant:  {base}/s/{study.slug}/?PROLIFIC_PID=demo-{secrets.token_hex(3)}"

@@ -8,17 +8,19 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from studies import selectors as study_selectors
+from studies import access
 from studies.errors import StudyStateError
 from studies.generation import selectors, services
 from studies.models import GenerationJob, LanguageModel
 
 
 class IsResearcher(permissions.BasePermission):
-    message = "Researcher (staff) accounts only."
+    """Any signed-in, active account; what it may touch is decided by studies.access."""
+
+    message = "Sign in first."
 
     def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+        return bool(request.user and request.user.is_authenticated and request.user.is_active)
 
 
 class LanguageModelSerializer(serializers.ModelSerializer):
@@ -94,7 +96,7 @@ class ModelDetailView(APIView):
 
 
 def _study(request, slug: str):
-    return get_object_or_404(study_selectors.studies_for_user(request.user), slug=slug)
+    return get_object_or_404(access.studies_for(request.user), slug=slug)
 
 
 class StudyJobsView(APIView):
@@ -119,7 +121,7 @@ class StudyJobsView(APIView):
 
 
 def _job(request, pk: int) -> GenerationJob:
-    studies = study_selectors.studies_for_user(request.user)
+    studies = access.studies_for(request.user)
     return get_object_or_404(
         GenerationJob.objects.select_related("study", "model"), pk=pk, study__in=studies
     )

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from studies import analysis_jobs
 from studies.exports import INCLUSION_CHOICES, stream_ratings_csv
-from studies.views import _own_study
+from studies.views.common import study_for_request
 
 
 def _inclusion(value: str | None) -> str:
@@ -34,7 +34,7 @@ def _stored_report(study, include: str):
 def results(request: HttpRequest, slug: str) -> HttpResponse:
     from studies.analysis.html_report import results_page_parts
 
-    study = _own_study(request, slug)
+    study = study_for_request(request, slug)
     include = _inclusion(request.GET.get("include"))
     result = analysis_jobs.latest_result(study, include)
     pending = study.analysis_results.filter(
@@ -69,7 +69,7 @@ def results(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def recompute(request: HttpRequest, slug: str) -> HttpResponse:
-    study = _own_study(request, slug)
+    study = study_for_request(request, slug)
     include = _inclusion(request.POST.get("include"))
     analysis_jobs.request_analysis(study=study, inclusion=include, actor=request.user)
     messages.info(request, "Recomputing: the page shows the new results when they are ready.")
@@ -80,7 +80,7 @@ def recompute(request: HttpRequest, slug: str) -> HttpResponse:
 def download_table(request: HttpRequest, slug: str, include: str, name: str) -> HttpResponse:
     from studies.analysis.tables import report_tables, table_csv
 
-    study = _own_study(request, slug)
+    study = study_for_request(request, slug)
     tables = report_tables(_stored_report(study, _inclusion(include)).report)
     if name not in tables:
         raise Http404("No such table.")
@@ -91,7 +91,7 @@ def download_table(request: HttpRequest, slug: str, include: str, name: str) -> 
 def download_figure(request: HttpRequest, slug: str, include: str, name: str) -> HttpResponse:
     from studies.analysis.figures import figure_html_document, figures_for
 
-    study = _own_study(request, slug)
+    study = study_for_request(request, slug)
     figures = figures_for(_stored_report(study, _inclusion(include)).report)
     if name not in figures:
         raise Http404("No such figure.")
@@ -103,14 +103,14 @@ def download_figure(request: HttpRequest, slug: str, include: str, name: str) ->
 def download_report(request: HttpRequest, slug: str, include: str) -> HttpResponse:
     from studies.analysis.html_report import render_html_report
 
-    study = _own_study(request, slug)
+    study = study_for_request(request, slug)
     html = render_html_report(_stored_report(study, _inclusion(include)).report, study.title)
     return _attachment(html, f"{slug}-{include}-report.html", "text/html")
 
 
 @login_required
 def download_ratings(request: HttpRequest, slug: str, include: str) -> HttpResponse:
-    study = _own_study(request, slug)
+    study = study_for_request(request, slug)
     response = StreamingHttpResponse(
         stream_ratings_csv(study, include=_inclusion(include)), content_type="text/csv"
     )

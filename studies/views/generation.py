@@ -3,39 +3,24 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from studies import selectors
+from studies import access, selectors
+from studies.access import Action
 from studies.errors import StudyStateError
 from studies.forms import GenerationJobForm, LanguageModelForm
 from studies.generation import selectors as generation_selectors
 from studies.generation import services as generation_services
-from studies.models import LanguageModel, Study
-
-
-def recruitment_link(entry_url: str, study: Study) -> str:
-    """The link to paste into Prolific, with its placeholders for the recruitment parameters."""
-    # PostgreSQL's jsonb does not keep key order, so the order is spelled out.
-    names = [study.recruitment_params.get(k) for k in ("participant", "study", "session")]
-    params = "&".join(f"{name}={{{{%{name}%}}}}" for name in names if name)
-    return f"{entry_url}?{params}" if params else entry_url
-
-
-def _own_study(request: HttpRequest, slug: str) -> Study:
-    study = selectors.studies_for_user(request.user).filter(slug=slug).first()
-    if study is None:
-        # Same answer for "absent" and "not yours", so slugs of others' studies don't leak.
-        raise Http404("No such study.")
-    return study
+from studies.models import LanguageModel
+from studies.views.common import recruitment_link, study_for_request
 
 
 @login_required
 def study_list(request: HttpRequest) -> HttpResponse:
-    studies = selectors.studies_for_user(request.user).order_by("-created_at")
+    studies = access.studies_for(request.user).order_by("-created_at")
     return render(
         request,
         "studies/study_list.html",
@@ -45,7 +30,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def study_detail(request: HttpRequest, slug: str, form: GenerationJobForm | None = None):
-    study = _own_study(request, slug)
+    study = study_for_request(request, slug)
     jobs = []
     for job in generation_selectors.jobs_for_study(study)[:20]:
         progress = generation_selectors.job_progress(job)
@@ -74,7 +59,7 @@ def study_detail(request: HttpRequest, slug: str, form: GenerationJobForm | None
 @login_required
 @require_POST
 def start_generation(request: HttpRequest, slug: str) -> HttpResponse:
-    study = _own_study(request, slug)
+    study = study_for_request(request, slug, Action.EDIT)
     form = GenerationJobForm(request.POST)
     if not form.is_valid():
         return study_detail(request, slug, form=form)
@@ -92,7 +77,7 @@ def start_generation(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def cancel_generation(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    study = _own_study(request, slug)
+    study = study_for_request(request, slug, Action.EDIT)
     job = study.generation_jobs.filter(pk=pk).first()
     if job is None:
         raise Http404("No such job.")
@@ -101,7 +86,7 @@ def cancel_generation(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return redirect("studies:detail", slug=slug)
 
 
-@staff_member_required
+@login_required
 def model_list(request: HttpRequest) -> HttpResponse:
     form = LanguageModelForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
