@@ -1,32 +1,114 @@
-"""Reads of the participant side: where a participant is, and what an item page shows."""
+"""Reads of the participant side: where a participant is, and what an item or block page shows."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from annotation.models import Participant, Rating, Slot, SlotItem, Trial
+from annotation.models import BlockAnswer, Participant, Rating, Slot, SlotItem, Trial
 from annotation.pseudonyms import pseudonym_for
-from studies.models import Query, Scenario, Study
+from studies.models import Query, Question, QuestionnaireBlock, Scenario, Study
 
 
 def participant_step(participant: Participant) -> str:
-    """The page a participant belongs on: consent, instructions, item, done, ended or declined."""
+    """The page a participant belongs on.
+
+    One of consent, instructions, block, item, done, ended or declined; for "block",
+    ``current_block`` names which one.
+    """
     status = participant.status
     if status == Participant.Status.COMPLETED:
         return "done"
     if status in (Participant.Status.TIMED_OUT, Participant.Status.EXCLUDED):
         return "ended"
-    if status == Participant.Status.RETURNED:
+    # "returned" is how a declined consent was stored before the declined state existed.
+    if status in (Participant.Status.DECLINED, Participant.Status.RETURNED):
         return "declined"
     if participant.slot_id is None:
         return "consent"
     if participant.instructions_read_at is None:
         return "instructions"
+    if current_block(participant) is not None:
+        return "block"
     return "item"
 
 
-def page_count(participant: Participant) -> int:
+def study_blocks(study_id: int) -> list[QuestionnaireBlock]:
+    """The study's questionnaire blocks in the order shown: "before" ones, then "after" ones."""
+    blocks = list(QuestionnaireBlock.objects.filter(study_id=study_id).order_by("order", "pk"))
+    return [b for b in blocks if b.placement == QuestionnaireBlock.Placement.BEFORE] + [
+        b for b in blocks if b.placement == QuestionnaireBlock.Placement.AFTER
+    ]
+
+
+def current_block(participant: Participant) -> QuestionnaireBlock | None:
+    """The block the participant must answer now, or None when an item (or nothing) is due.
+
+    "Before" blocks come right after the instructions; "after" blocks once the last item's
+    answers are in (the participant's position then lies beyond the last item).
+    """
+    blocks = study_blocks(participant.study_id)
+    if not blocks:
+        return None
+    done = set(participant.completed_blocks or [])
+    for block in blocks:
+        if block.key in done:
+            continue
+        if block.placement == QuestionnaireBlock.Placement.BEFORE:
+            return block
+        if participant.position > item_count(participant):
+            return block
+        return None
+    return None
+
+
+def block_questions(block: QuestionnaireBlock) -> list[Question]:
+    return list(Question.objects.filter(block=block).order_by("order", "pk"))
+
+
+def item_count(participant: Participant) -> int:
+    """How many rated items (stimuli and attention checks) the participant's slot holds."""
     return SlotItem.objects.filter(slot_id=participant.slot_id).count()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a page sits among all of a participant's pages (blocks and items alike)."""
+
+    number: int
+    total: int
+
+    @property
+    def is_last(self) -> bool:
+        return self.number >= self.total
+
+
+def progress(
+    participant: Participant,
+    *,
+    position: int | None = None,
+    block: QuestionnaireBlock | None = None,
+) -> Progress:
+    """Page number of an item (by position) or a block, out of every page the participant has."""
+    blocks = study_blocks(participant.study_id)
+    before = [b for b in blocks if b.placement == QuestionnaireBlock.Placement.BEFORE]
+    items = item_count(participant)
+    total = len(blocks) + items
+    if block is not None:
+        index = [b.pk for b in blocks].index(block.pk)
+        number = index + 1 if index < len(before) else items + index + 1
+    else:
+        number = len(before) + (position or participant.position)
+    return Progress(number=number, total=total)
+
+
+def page_count(participant: Participant) -> int:
+    """Every page the participant answers: rated items plus questionnaire blocks."""
+    return (
+        item_count(participant)
+        + QuestionnaireBlock.objects.filter(study_id=participant.study_id).count()
+    )
 
 
 def has_free_slot(study: Study) -> bool:
@@ -135,3 +217,73 @@ def ratings_long_format(study: Study, statuses: tuple[str, ...] | None = None):
         for name in factor_columns:
             row[name] = item.levels.get(name, "")
         yield {column: row[column] for column in columns}
+
+
+# The block-answers export: one row per participant × question of each block they submitted.
+BLOCK_ANSWER_COLUMNS: tuple[str, ...] = (
+    "participant_id",
+    "participant_status",
+    "block",
+    "question",
+    "type",
+    "value",
+    "answered_at",
+)
+
+
+def block_answer_value(question: Question, answer: BlockAnswer | None) -> str:
+    """An answer as one CSV cell: numbers as written (3, 2.5), choices as a JSON list."""
+    if answer is None:
+        return ""
+    if question.kind in (Question.Kind.LIKERT, Question.Kind.NUMBER):
+        number = answer.value_number
+        if number is None:
+            return ""
+        return str(int(number)) if float(number).is_integer() else repr(float(number))
+    if question.kind == Question.Kind.MULTIPLE_CHOICE:
+        # JSON keeps labels that contain commas or semicolons unambiguous.
+        return json.dumps(list(answer.value_choices or []), ensure_ascii=False)
+    return answer.value_text
+
+
+def block_answers_rows(
+    study: Study, statuses: tuple[str, ...] | None = None
+) -> Iterator[dict[str, object]]:
+    """Every submitted block's answers, one dict per participant × block question (a generator).
+
+    Participants get rows only for the blocks they submitted; an optional question they left
+    empty has a row with an empty value and answered_at. ``participant_id`` is the same
+    pseudonymous id as in the ratings export.
+    """
+    blocks = study_blocks(study.pk)
+    if not blocks:
+        return
+    questions = {
+        block.pk: list(Question.objects.filter(block=block).order_by("order", "pk"))
+        for block in blocks
+    }
+    participants = (
+        Participant.objects.filter(study=study)
+        .exclude(completed_blocks=[])
+        .prefetch_related("block_answers")
+        .order_by("pk")
+    )
+    if statuses is not None:
+        participants = participants.filter(status__in=statuses)
+    for participant in participants.iterator(chunk_size=500):
+        answers = {a.question_id: a for a in participant.block_answers.all()}
+        submitted = set(participant.completed_blocks or [])
+        for block in blocks:
+            if block.key not in submitted:
+                continue
+            for question in questions[block.pk]:
+                answer = answers.get(question.pk)
+                yield {
+                    "participant_id": participant.pseudonym[:16],
+                    "participant_status": participant.status,
+                    "block": block.key,
+                    "question": question.key,
+                    "type": question.kind,
+                    "value": block_answer_value(question, answer),
+                    "answered_at": answer.answered_at.isoformat() if answer else "",
+                }

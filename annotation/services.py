@@ -1,8 +1,9 @@
-"""Writes of the participant side: slots, joining, consent, trials and ratings."""
+"""Writes of the participant side: slots, joining, consent, trials, ratings and block answers."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -12,20 +13,34 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation import selectors
-from annotation.answers import parse_answers
+from annotation.answers import parse_answers, parse_block_answers
 from annotation.errors import AnswersInvalid, ParticipationEnded, StudyFull, TopicInvalid
-from annotation.models import Participant, Rating, Slot, SlotItem, Trial
+from annotation.models import BlockAnswer, Participant, Rating, Slot, SlotItem, Trial
 from annotation.pseudonyms import pseudonym_for
 from studies.design import PlannedSlot
-from studies.models import Query, Question, ResponseVariant, Study
+from studies.models import Query, Question, QuestionnaireBlock, ResponseVariant, Study
 
 
 @transaction.atomic
-def create_slots(*, study: Study, plan: list[PlannedSlot], query_pks: dict[str, int]) -> int:
-    """Store a launch plan as free slots; returns how many were created."""
+def create_slots(
+    *,
+    study: Study,
+    plan: list[PlannedSlot],
+    query_pks: dict[str, int],
+    is_pilot: bool = False,
+) -> int:
+    """Store planned slots as free slots; returns how many were created.
+
+    ``plan`` may be the next part of a longer plan (a full launch after a pilot, added
+    slots): each slot keeps its plan index. Claiming an ``is_pilot`` slot makes a pilot
+    participant.
+    """
     checks = {q.key: q.pk for q in study.questions.filter(is_attention_check=True)}
     slots = Slot.objects.bulk_create(
-        [Slot(study=study, index=planned.index, cell=planned.cell) for planned in plan]
+        [
+            Slot(study=study, index=planned.index, cell=planned.cell, is_pilot=is_pilot)
+            for planned in plan
+        ]
     )
     items = []
     for slot, planned in zip(slots, plan, strict=True):
@@ -116,8 +131,13 @@ def claim_slot(*, participant: Participant, now: datetime | None = None) -> Slot
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
     if participant.slot_id is not None:
         return participant.slot
-    if participant.status not in (Participant.Status.ACTIVE, Participant.Status.RETURNED):
-        # Timed-out, excluded and finished participants do not get a second run.
+    if participant.status not in (
+        Participant.Status.ACTIVE,
+        Participant.Status.DECLINED,
+        Participant.Status.RETURNED,
+    ):
+        # Timed-out, excluded and finished participants do not get a second run; someone who
+        # declined consent and changed their mind may still start.
         raise ParticipationEnded(participant.status)
     slot = (
         Slot.objects.select_for_update(skip_locked=True)
@@ -131,6 +151,7 @@ def claim_slot(*, participant: Participant, now: datetime | None = None) -> Slot
     slot.claimed_at = now
     slot.save(update_fields=["status", "claimed_at"])
     participant.slot = slot
+    participant.is_pilot = slot.is_pilot
     participant.status = Participant.Status.ACTIVE
     participant.position = 1
     participant.consented_at = now
@@ -147,11 +168,12 @@ def give_consent(*, participant: Participant) -> Slot:
 
 @transaction.atomic
 def decline_consent(*, participant: Participant) -> Participant:
+    """The participant said no at the consent page: free any slot, keep nothing else."""
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
     if participant.status == Participant.Status.COMPLETED:
         return participant
     _release_slot(participant)
-    participant.status = Participant.Status.RETURNED
+    participant.status = Participant.Status.DECLINED
     participant.consented_at = None
     participant.save()
     return participant
@@ -235,10 +257,11 @@ def choose_topic(*, participant: Participant, position: int, query_pk: int) -> T
 def item_questions(item: SlotItem) -> list[Question]:
     if item.kind == SlotItem.Kind.ATTENTION:
         return [item.attention_check]
+    # Block questions belong to their block's page, never under a rated item.
     return list(
-        Question.objects.filter(study_id=item.slot.study_id, is_attention_check=False).order_by(
-            "order"
-        )
+        Question.objects.filter(
+            study_id=item.slot.study_id, is_attention_check=False, block__isnull=True
+        ).order_by("order")
     )
 
 
@@ -295,12 +318,83 @@ def record_answers(
     trial.save(update_fields=["answered_at", "ms_on_page", "submission_id"])
     total = SlotItem.objects.filter(slot_id=participant.slot_id).count()
     participant.position = F("position") + 1
-    if position >= total:
-        participant.status = Participant.Status.COMPLETED
-        participant.completed_at = now
-        Slot.objects.filter(pk=participant.slot_id).update(status=Slot.Status.COMPLETED)
+    if position >= total and not _after_blocks_pending(participant):
+        _complete(participant, now)
     participant.save()
     participant.refresh_from_db()
+    return RecordOutcome("stored", participant)
+
+
+def _after_blocks_pending(participant: Participant) -> bool:
+    return (
+        QuestionnaireBlock.objects.filter(
+            study_id=participant.study_id, placement=QuestionnaireBlock.Placement.AFTER
+        )
+        .exclude(key__in=participant.completed_blocks or [])
+        .exists()
+    )
+
+
+def _complete(participant: Participant, now: datetime) -> None:
+    """Mark the (locked) participant finished and its slot used up; the caller saves."""
+    participant.status = Participant.Status.COMPLETED
+    participant.completed_at = now
+    Slot.objects.filter(pk=participant.slot_id).update(status=Slot.Status.COMPLETED)
+
+
+@transaction.atomic
+def record_block_answers(
+    *,
+    participant: Participant,
+    block_key: str,
+    raw_answers: Mapping[str, str | Sequence[str]],
+) -> RecordOutcome:
+    """Store one questionnaire block's answers with the participant's progress, exactly once.
+
+    ``raw_answers`` maps question keys to the submitted string (a list of strings for
+    multiple choice). Returns "duplicate" when the block was already submitted and "stale"
+    when it is not the participant's current page; raises AnswersInvalid (nothing stored)
+    when an answer does not fit its question.
+    """
+    # The row lock serialises double submits and second tabs, as for item pages.
+    participant = (
+        Participant.objects.select_for_update(of=("self",))
+        .select_related("study")
+        .get(pk=participant.pk)
+    )
+    if block_key in (participant.completed_blocks or []):
+        return RecordOutcome("duplicate", participant)
+    if selectors.participant_step(participant) != "block":
+        return RecordOutcome("stale", participant)
+    block = selectors.current_block(participant)
+    if block is None or block.key != block_key:
+        # A later block cannot be answered before the earlier pages.
+        return RecordOutcome("stale", participant)
+    questions = selectors.block_questions(block)
+    parsed = parse_block_answers(questions, raw_answers)
+    if not parsed.ok:
+        raise AnswersInvalid(parsed.errors)
+    by_key = {q.key: q for q in questions}
+    BlockAnswer.objects.bulk_create(
+        [
+            BlockAnswer(
+                participant=participant,
+                question=by_key[key],
+                value_number=answer.number,
+                value_text=answer.text,
+                value_choices=list(answer.choices),
+            )
+            for key, answer in parsed.values.items()
+        ]
+    )
+    participant.completed_blocks = [*(participant.completed_blocks or []), block.key]
+    if (
+        block.placement == QuestionnaireBlock.Placement.AFTER
+        and participant.position > selectors.item_count(participant)
+        and not _after_blocks_pending(participant)
+    ):
+        _complete(participant, timezone.now())
+    participant.save()
     return RecordOutcome("stored", participant)
 
 

@@ -1,4 +1,4 @@
-"""Participant pages: entry, consent, instructions, one page per item, completion.
+"""Participant pages: entry, consent, instructions, questionnaire blocks, items, completion.
 
 Every page works without JavaScript; each POST redirects (post/redirect/get) so refresh,
 back and double submit land on the participant's current page.
@@ -16,9 +16,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from annotation import selectors, services
+from annotation.answers import DEFAULT_MAX_LENGTH
 from annotation.errors import AnswersInvalid, ParticipationEnded, StudyFull, TopicInvalid
 from annotation.models import Participant, SlotItem
-from studies.models import Study
+from studies.models import Question, Study
 
 OPEN_STATUSES = (Study.Status.LIVE,)
 # Participants already in a paused study may finish; nobody new may join.
@@ -43,6 +44,9 @@ def _page_for(study: Study, participant: Participant) -> HttpResponse:
     step = selectors.participant_step(participant)
     if step == "item":
         return redirect("annotation:item", slug=study.slug, position=participant.position)
+    if step == "block":
+        block = selectors.current_block(participant)
+        return redirect("annotation:block", slug=study.slug, key=block.key)
     return redirect(f"annotation:{step}", slug=study.slug)
 
 
@@ -204,11 +208,14 @@ def item(request: HttpRequest, study: Study, participant: Participant, position:
     trial = services.show_item(participant=participant, position=position)
     page = selectors.item_page(participant, trial, slot_item)
     questions = services.item_questions(slot_item) if trial is not None else []
+    progress = selectors.progress(participant, position=position)
     context = {
         "study": study,
         "page": page,
         "position": position,
-        "pages": selectors.page_count(participant),
+        "page_number": progress.number,
+        "pages": progress.total,
+        "is_last": progress.is_last,
         "questions": [
             {
                 "question": q,
@@ -222,6 +229,78 @@ def item(request: HttpRequest, study: Study, participant: Participant, position:
         "submission_id": uuid.uuid4(),
     }
     return render(request, "annotation/item.html", context, status=400 if errors else 200)
+
+
+def _block_raw_answers(request: HttpRequest, questions: list[Question]) -> dict:
+    return {
+        q.key: request.POST.getlist(q.key)
+        if q.kind == Question.Kind.MULTIPLE_CHOICE
+        else request.POST.get(q.key, "")
+        for q in questions
+    }
+
+
+def _block_field(question: Question, error: str, value) -> dict:
+    """What the block template needs for one question: its inputs, error and kept answer."""
+    field = {"question": question, "error": error, "value": value}
+    if question.kind == Question.Kind.LIKERT:
+        field["choices"] = [
+            (p, question.anchor_for(p)) for p in range(1, (question.points or 0) + 1)
+        ]
+    elif question.kind == Question.Kind.MULTIPLE_CHOICE:
+        field["chosen"] = value if isinstance(value, list) else []
+    elif question.kind == Question.Kind.FREE_TEXT:
+        field["max_length"] = question.max_length or DEFAULT_MAX_LENGTH
+    elif question.kind == Question.Kind.NUMBER:
+        field["min"] = _number_text(question.min_value)
+        field["max"] = _number_text(question.max_value)
+    return field
+
+
+def _number_text(value: float | None) -> str:
+    """A bound as people write it: 7 rather than 7.0; empty when there is none."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@_require_participant
+@require_http_methods(["GET", "HEAD", "POST"])
+def block(request: HttpRequest, study: Study, participant: Participant, key: str):
+    """One questionnaire block (demographics, a final comment…): all its questions on one page."""
+    current = (
+        selectors.current_block(participant)
+        if selectors.participant_step(participant) == "block"
+        else None
+    )
+    if current is None or current.key != key:
+        # Submitted blocks, later blocks and unknown keys all lead back to the current page.
+        return _page_for(study, participant)
+    questions = selectors.block_questions(current)
+    errors: dict[str, str] = {}
+    submitted: dict = {}
+    if request.method == "POST":
+        raw = _block_raw_answers(request, questions)
+        try:
+            services.record_block_answers(participant=participant, block_key=key, raw_answers=raw)
+        except AnswersInvalid as exc:
+            errors, submitted = exc.errors, raw
+        else:
+            participant.refresh_from_db()
+            return _page_for(study, participant)
+    progress = selectors.progress(participant, block=current)
+    context = {
+        "study": study,
+        "block": current,
+        "fields": [
+            _block_field(q, errors.get(q.key, ""), submitted.get(q.key, "")) for q in questions
+        ],
+        "errors": errors,
+        "page_number": progress.number,
+        "pages": progress.total,
+        "is_last": progress.is_last,
+    }
+    return render(request, "annotation/block.html", context, status=400 if errors else 200)
 
 
 @_require_participant

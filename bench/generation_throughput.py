@@ -12,6 +12,7 @@ answer is exactly --new-tokens long and tokens/s compare like with like.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -160,7 +161,7 @@ def bench_jobs(args) -> dict:
     call_command("migrate", verbosity=0)
     Study.objects.filter(slug="bench-generation").delete()
     spec, _ = load_spec_file(ROOT / "examples" / "every-type" / "study.yaml")
-    spec = {**spec, "slug": "bench-generation"}
+    spec = dataclasses.replace(spec, slug="bench-generation")
     texts = prompts(args.prompts)
     rows = [
         StimulusRow(
@@ -223,7 +224,7 @@ def bench_jobs(args) -> dict:
         )
         try:
             # Warm the worker (imports, model load) with one job on one query, not timed.
-            warm_study = services_import({**spec, "slug": "bench-warm"}, rows[:1])
+            warm_study = services_import(dataclasses.replace(spec, slug="bench-warm"), rows[:1])
             wait(services.start_generation_job(study=warm_study, model=model), selectors)
             job = services.start_generation_job(study=study, model=model)
             started = time.perf_counter()
@@ -249,11 +250,11 @@ def bench_jobs(args) -> dict:
     }
 
 
-def services_import(spec: dict, rows: list):
+def services_import(spec, rows: list):
     from studies.models import Study
     from studies.services import import_study
 
-    Study.objects.filter(slug=spec["slug"]).delete()
+    Study.objects.filter(slug=spec.slug).delete()
     return import_study(spec=spec, stimuli=rows)
 
 

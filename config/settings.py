@@ -182,6 +182,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status" or "role": each set of choices gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "StudyStatusEnum": "studies.models.Study.Status",
+        "MemberRoleEnum": "studies.models.StudyMembership.Role",
+        "JobStatusEnum": "studies.models.GenerationJob.Status",
+        "AnalysisStatusEnum": "studies.models.AnalysisResult.Status",
+        "ReviewStatusEnum": "studies.models.ResponseVariant.ReviewStatus",
+    },
 }
 
 # Celery: Redis is the broker, PostgreSQL holds the truth (job rows), so results are not kept.

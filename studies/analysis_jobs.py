@@ -24,29 +24,27 @@ def report_options(study: Study, inclusion: str):
     from studies.analysis import ReportOptions
 
     spec = selectors.study_spec(study)
-    questions = spec["questions"]
+    questions = spec.questions
     constructs: dict[str, list[str]] = {}
     for question in questions:
-        if question["construct"]:
-            constructs.setdefault(question["construct"], []).append(question["key"])
-    analysis = spec["analysis"]
+        if question.construct:
+            constructs.setdefault(question.construct, []).append(question.key)
+    analysis = spec.analysis
     return ReportOptions(
-        reference_level=analysis["reference_level"],
-        baseline_level=analysis["baseline_level"],
-        measures=[q["key"] for q in questions],
+        reference_level=analysis.reference_level,
+        baseline_level=analysis.baseline_level,
+        measures=[q.key for q in questions],
         composites={
-            c["name"]: {
-                "items": c["items"],
-                "reverse_coded": [
-                    q["key"] for q in questions if q["reverse_coded"] and q["key"] in c["items"]
-                ],
-                "points": max(q["scale"]["points"] for q in questions if q["key"] in c["items"]),
+            c.name: {
+                "items": list(c.items),
+                "reverse_coded": [q.key for q in questions if q.reverse_coded and q.key in c.items],
+                "points": max(q.scale.points for q in questions if q.key in c.items),
             }
-            for c in analysis["composites"]
+            for c in analysis.composites
         },
         constructs={k: v for k, v in constructs.items() if len(v) > 1},
-        reverse_coded=[q["key"] for q in questions if q["reverse_coded"]],
-        points=max(q["scale"]["points"] for q in questions),
+        reverse_coded=[q.key for q in questions if q.reverse_coded],
+        points=max(q.scale.points for q in questions),
         inclusion=INCLUSION_CHOICES[inclusion],
         seed=study.seed,
     )

@@ -22,6 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+# A factor named RESPONSE_TYPE_FACTOR needs no rule rows: an empty rule means
+# "show: $response_type".
+from studies.domain import MOTIVATION_FACTOR, RESPONSE_TYPE_FACTOR
+
 Assignment = Literal["between", "within"]
 ItemKind = Literal["stimulus", "attention"]
 
@@ -83,8 +87,6 @@ class PlannedSlot:
     items: tuple[PlannedItem, ...]
 
 
-# A factor with this name needs no rule rows: an empty rule means "show: $response_type".
-RESPONSE_TYPE_FACTOR = "response_type"
 # Far beyond any perception study; stops a typo'd spec from making validation enumerate forever.
 MAX_COMBINATIONS = 10_000
 # Per-combination problems are capped so one bad rule doesn't bury every other message.
@@ -472,7 +474,7 @@ def build_plan(
                         kind="stimulus",
                         levels=levels,
                         response_type=type_for[(bi, wi)],
-                        motivation=levels.get("motivation", ""),
+                        motivation=levels.get(MOTIVATION_FACTOR, ""),
                         query_id=query_id,
                         category=category,
                     )

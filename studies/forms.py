@@ -49,6 +49,27 @@ class LanguageModelForm(forms.Form):
     temperature = forms.FloatField(min_value=0, max_value=2, initial=0.7)
     max_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=512)
     seed = forms.IntegerField(required=False)
+    shared = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="Other researchers may use this model in their jobs (only you may change it).",
+    )
+
+    @classmethod
+    def for_model(cls, model: LanguageModel) -> LanguageModelForm:
+        """A form filled in with a registered model's current values."""
+        return cls(
+            initial={
+                "name": model.name,
+                "backend": model.backend,
+                "queue": model.queue,
+                "backend_settings": json.dumps(model.backend_settings, indent=2),
+                "temperature": model.temperature,
+                "max_tokens": model.max_tokens,
+                "seed": model.seed,
+                "shared": model.shared,
+            }
+        )
 
     def clean_backend_settings(self) -> dict:
         try:

@@ -242,9 +242,22 @@ class ResponseVariant(models.Model):
 
 
 class AuditEvent(models.Model):
-    """An append-only record of important writes (import, launch, exclusion, export)."""
+    """An append-only record of important writes (import, launch, exclusion, export).
 
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="audit_events")
+    Most rows concern a study; changes to a registered model (where its requests and API key
+    go) concern that model and may have no study.
+    """
+
+    study = models.ForeignKey(
+        Study, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
+    )
+    model = models.ForeignKey(
+        "LanguageModel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -256,7 +269,8 @@ class AuditEvent(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.study_id}"
+        subject = self.study_id if self.study_id is not None else f"model {self.model_id}"
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {subject}"
 
 
 class LanguageModel(models.Model):

@@ -6,73 +6,115 @@ from collections import defaultdict
 
 from studies.design import check_design, required_response_types
 from studies.domain import MOTIVATION_FACTOR, RESPONSE_TYPES
-from studies.models import Query, ResponseVariant, Scenario, Study
-from studies.spec import design_from_spec
+from studies.models import Query, Question, ResponseVariant, Scenario, Study
+from studies.spec import (
+    DEFAULT_RECRUITMENT_PARAMS,
+    AnalysisSpec,
+    AttentionCheckSpec,
+    BlockQuestionSpec,
+    BlockSpec,
+    CompletionSpec,
+    FactorSpec,
+    QuestionSpec,
+    RecruitmentParams,
+    RuleRowSpec,
+    ScaleSpec,
+    StudySpec,
+    design_from_spec,
+)
+from studies.spec.model import CHOICE_TYPES
 
 
-def _scale(question) -> dict:
-    return {
-        "points": question.points,
-        "anchors": {
-            int(k): v for k, v in sorted(question.anchors.items(), key=lambda kv: int(kv[0]))
-        },
-    }
+def _scale(question: Question) -> ScaleSpec:
+    anchors = sorted((int(k), v) for k, v in question.anchors.items())
+    return ScaleSpec(points=question.points, anchors=tuple(anchors))
 
 
-def study_spec(study: Study) -> dict:
-    """The study as a normalised spec dict: what export_study_spec writes, import reads back."""
-    questions = list(study.questions.order_by("order"))
-    return {
-        "slug": study.slug,
-        "title": study.title,
-        "description": study.description,
-        "consent": study.consent_md,
-        "instructions": study.instructions_md,
-        "target_participants": study.target_participants,
-        "items_per_participant": study.items_per_participant,
-        "time_limit_minutes": study.time_limit_minutes,
-        "completion": {"code": study.completion_code, "url": study.completion_url},
-        "recruitment_params": dict(study.recruitment_params),
-        "topic_choice": study.topic_choice,
-        "seed": study.seed,
-        "factors": study.design.get("factors", []),
-        "response_rule": study.design.get("response_rule", []),
-        "questions": [
-            {
-                "key": q.key,
-                "construct": q.construct,
-                "text": q.text,
-                "scale": _scale(q),
-                "reverse_coded": q.reverse_coded,
-                "required": q.required,
-            }
+def _block_question(q: Question) -> BlockQuestionSpec:
+    """A block question as the spec has it: only the fields of its type."""
+    likert, number = q.kind == Question.Kind.LIKERT, q.kind == Question.Kind.NUMBER
+    return BlockQuestionSpec(
+        key=q.key,
+        type=q.kind,
+        text=q.text,
+        required=q.required,
+        scale=_scale(q) if likert else None,
+        options=tuple(q.options) if q.kind in CHOICE_TYPES else (),
+        max_length=q.max_length if q.kind == Question.Kind.FREE_TEXT else None,
+        min=_number(q.min_value) if number else None,
+        max=_number(q.max_value) if number else None,
+    )
+
+
+def _number(value: float | None) -> int | float | None:
+    # The column is a float; a whole bound was (almost always) written as an integer.
+    return int(value) if value is not None and value.is_integer() else value
+
+
+def study_spec(study: Study) -> StudySpec:
+    """The study as a typed spec: what export_study_spec writes and import reads back."""
+    questions = list(study.questions.order_by("order", "pk"))
+    blocks = list(study.blocks.order_by("order", "pk"))
+    analysis = study.design.get("analysis")
+    return StudySpec(
+        slug=study.slug,
+        title=study.title,
+        description=study.description,
+        consent=study.consent_md,
+        instructions=study.instructions_md,
+        target_participants=study.target_participants,
+        items_per_participant=study.items_per_participant,
+        time_limit_minutes=study.time_limit_minutes,
+        completion=CompletionSpec(code=study.completion_code, url=study.completion_url),
+        recruitment_params=RecruitmentParams(
+            **{**DEFAULT_RECRUITMENT_PARAMS, **(study.recruitment_params or {})}
+        ),
+        topic_choice=study.topic_choice,
+        seed=study.seed,
+        factors=tuple(FactorSpec.from_dict(f) for f in study.design.get("factors", [])),
+        response_rule=tuple(
+            RuleRowSpec.from_dict(r) for r in study.design.get("response_rule", [])
+        ),
+        questions=tuple(
+            QuestionSpec(
+                key=q.key,
+                construct=q.construct,
+                text=q.text,
+                scale=_scale(q),
+                reverse_coded=q.reverse_coded,
+                required=q.required,
+            )
             for q in questions
-            if not q.is_attention_check
-        ],
-        "attention_checks": [
-            {
-                "key": q.key,
-                "text": q.text,
-                "scale": _scale(q),
-                "correct": q.correct_value,
-                "after_item": q.after_item,
-            }
+            if not q.is_attention_check and q.block_id is None
+        ),
+        attention_checks=tuple(
+            AttentionCheckSpec(
+                key=q.key,
+                text=q.text,
+                scale=_scale(q),
+                correct=q.correct_value,
+                after_item=q.after_item,
+            )
             for q in questions
             if q.is_attention_check
-        ],
-        "analysis": study.design.get("analysis") or default_analysis(),
-    }
+        ),
+        blocks=tuple(
+            BlockSpec(
+                key=b.key,
+                title=b.title,
+                intro=b.intro_md,
+                placement=b.placement,
+                questions=tuple(_block_question(q) for q in questions if q.block_id == b.pk),
+            )
+            for b in blocks
+        ),
+        analysis=AnalysisSpec.from_dict(analysis) if analysis else default_analysis(),
+    )
 
 
-def default_analysis() -> dict:
+def default_analysis() -> AnalysisSpec:
     """What a spec without an ``analysis`` section means (and what older studies stored)."""
-    from studies.spec import DEFAULT_BASELINE_LEVEL, DEFAULT_REFERENCE_LEVEL
-
-    return {
-        "reference_level": DEFAULT_REFERENCE_LEVEL,
-        "baseline_level": DEFAULT_BASELINE_LEVEL,
-        "composites": [],
-    }
+    return AnalysisSpec()
 
 
 def launch_problems(study: Study) -> list[str]:
@@ -127,34 +169,3 @@ def launch_problems(study: Study) -> list[str]:
                 "topic_choice is on but these queries have no topic: " + ", ".join(untitled[:10])
             )
     return problems
-
-
-def study_progress(study: Study) -> dict:
-    """Counts a researcher watches: the participant funnel and slots filled per cell."""
-    from django.db.models import Count
-
-    from annotation.models import Participant, Slot
-
-    funnel = dict(
-        Participant.objects.filter(study=study)
-        .values_list("status")
-        .annotate(n=Count("id"))
-        .values_list("status", "n")
-    )
-    cells: dict[str, dict[str, int]] = defaultdict(
-        lambda: {"claimed": 0, "completed": 0, "free": 0}
-    )
-    for cell, status, n in (
-        Slot.objects.filter(study=study).values_list("cell", "status").annotate(n=Count("id"))
-    ):
-        label = ", ".join(f"{k}={v}" for k, v in sorted(cell.items())) or "(single cell)"
-        cells[label][status] += n
-    joined = sum(funnel.values())
-    return {
-        "study": study,
-        "joined": joined,
-        "consented": Participant.objects.filter(study=study, consented_at__isnull=False).count(),
-        "funnel": funnel,
-        "completed": funnel.get(Participant.Status.COMPLETED, 0),
-        "cells": dict(sorted(cells.items())),
-    }

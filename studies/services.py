@@ -6,25 +6,24 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
-from annotation import services as annotation_services
-from studies import selectors
-from studies.design import QueryRef, build_plan
-from studies.errors import LaunchRefused, StudyStateError
+from studies.domain import STUDY_EDITABLE_STATUSES
+from studies.errors import StudyStateError
 from studies.models import (
     AuditEvent,
     Query,
     Question,
+    QuestionnaireBlock,
     ResponseVariant,
     Scenario,
     Study,
     StudyMembership,
 )
-from studies.spec import design_from_spec
+from studies.spec import BlockQuestionSpec, ScaleSpec, StudySpec
 from studies.stimuli_file import StimulusRow
 
-EDITABLE_STATUSES = (Study.Status.DRAFT, Study.Status.GENERATING, Study.Status.REVIEW)
+# The statuses whose design and stimuli may change (the one definition is in studies.domain).
+EDITABLE_STATUSES = STUDY_EDITABLE_STATUSES
 
 
 def record_audit(
@@ -33,41 +32,69 @@ def record_audit(
     return AuditEvent.objects.create(study=study, actor=actor, action=action, detail=detail)
 
 
-def _design_json(spec: dict) -> dict:
+def _design_json(spec: StudySpec) -> dict:
     return {
-        "factors": spec["factors"],
-        "response_rule": spec["response_rule"],
-        "analysis": spec["analysis"],
+        "factors": [f.to_dict() for f in spec.factors],
+        "response_rule": [r.to_dict() for r in spec.response_rule],
+        "analysis": spec.analysis.to_dict(),
     }
+
+
+def _anchors_json(scale: ScaleSpec) -> dict[str, str]:
+    return {str(point): label for point, label in scale.anchors}
+
+
+def _block_question(
+    study: Study, block: QuestionnaireBlock, q: BlockQuestionSpec, order: int
+) -> Question:
+    """A block question's row: only the fields of its type are set."""
+    return Question(
+        study=study,
+        block=block,
+        key=q.key,
+        kind=q.type,
+        text=q.text,
+        required=q.required,
+        order=order,
+        points=q.scale.points if q.scale else None,
+        anchors=_anchors_json(q.scale) if q.scale else {},
+        options=list(q.options),
+        max_length=q.max_length,
+        min_value=q.min,
+        max_value=q.max,
+    )
 
 
 @transaction.atomic
 def import_study(
     *,
-    spec: dict,
+    spec: StudySpec,
     stimuli: list[StimulusRow] | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> Study:
     """Create or update a draft study from a validated spec (see studies.spec.load_spec)."""
-    study = Study.objects.select_for_update().filter(slug=spec["slug"]).first()
+    if not isinstance(spec, StudySpec):
+        # A dict has not been through validation: load_spec_data(d) makes it a StudySpec.
+        raise TypeError(f"import_study needs a StudySpec, got {type(spec).__name__}")
+    study = Study.objects.select_for_update().filter(slug=spec.slug).first()
     if study is not None and study.status not in EDITABLE_STATUSES:
         raise StudyStateError(
             f"study '{study.slug}' is {study.status}; its design can no longer be changed"
         )
     created = study is None
-    study = study or Study(slug=spec["slug"])
-    study.title = spec["title"]
-    study.description = spec["description"]
-    study.consent_md = spec["consent"]
-    study.instructions_md = spec["instructions"]
-    study.target_participants = spec["target_participants"]
-    study.items_per_participant = spec["items_per_participant"]
-    study.time_limit_minutes = spec["time_limit_minutes"]
-    study.completion_code = spec["completion"]["code"]
-    study.completion_url = spec["completion"]["url"]
-    study.recruitment_params = spec["recruitment_params"]
-    study.topic_choice = spec["topic_choice"]
-    study.seed = spec["seed"]
+    study = study or Study(slug=spec.slug)
+    study.title = spec.title
+    study.description = spec.description
+    study.consent_md = spec.consent
+    study.instructions_md = spec.instructions
+    study.target_participants = spec.target_participants
+    study.items_per_participant = spec.items_per_participant
+    study.time_limit_minutes = spec.time_limit_minutes
+    study.completion_code = spec.completion.code
+    study.completion_url = spec.completion.url
+    study.recruitment_params = spec.recruitment_params.to_dict()
+    study.topic_choice = spec.topic_choice
+    study.seed = spec.seed
     study.design = _design_json(spec)
     study.save()
     if created and actor is not None:
@@ -75,35 +102,48 @@ def import_study(
         StudyMembership.objects.create(study=study, user=actor, role=StudyMembership.Role.OWNER)
 
     study.questions.all().delete()
+    study.blocks.all().delete()
     questions = [
         Question(
             study=study,
-            key=q["key"],
-            construct=q["construct"],
-            text=q["text"],
-            points=q["scale"]["points"],
-            anchors={str(k): v for k, v in q["scale"]["anchors"].items()},
-            reverse_coded=q["reverse_coded"],
-            required=q["required"],
+            key=q.key,
+            construct=q.construct,
+            text=q.text,
+            points=q.scale.points,
+            anchors=_anchors_json(q.scale),
+            reverse_coded=q.reverse_coded,
+            required=q.required,
             order=order,
         )
-        for order, q in enumerate(spec["questions"])
+        for order, q in enumerate(spec.questions)
     ]
     questions += [
         Question(
             study=study,
-            key=c["key"],
-            text=c["text"],
-            points=c["scale"]["points"],
-            anchors={str(k): v for k, v in c["scale"]["anchors"].items()},
+            key=c.key,
+            text=c.text,
+            points=c.scale.points,
+            anchors=_anchors_json(c.scale),
             required=True,
-            order=len(spec["questions"]) + order,
+            order=len(spec.questions) + order,
             is_attention_check=True,
-            correct_value=c["correct"],
-            after_item=c["after_item"],
+            correct_value=c.correct,
+            after_item=c.after_item,
         )
-        for order, c in enumerate(spec["attention_checks"])
+        for order, c in enumerate(spec.attention_checks)
     ]
+    for block_order, b in enumerate(spec.blocks):
+        block = QuestionnaireBlock.objects.create(
+            study=study,
+            key=b.key,
+            title=b.title,
+            intro_md=b.intro,
+            placement=b.placement,
+            order=block_order,
+        )
+        questions += [
+            _block_question(study, block, q, order) for order, q in enumerate(b.questions)
+        ]
     Question.objects.bulk_create(questions)
     record_audit(study=study, action="study_imported" if created else "study_updated", actor=actor)
     if stimuli is not None:
@@ -186,50 +226,30 @@ def import_stimuli(
     return StimuliImportSummary(created=created, updated=updated, removed=removed)
 
 
-@transaction.atomic
-def launch_study(*, study: Study, actor: AbstractBaseUser | None = None) -> int:
-    """Check the study can run, build its plan and open it; returns the number of slots."""
-    study = Study.objects.select_for_update().get(pk=study.pk)
-    reasons = selectors.launch_problems(study)
-    if reasons:
-        raise LaunchRefused(reasons)
-    spec = selectors.study_spec(study)
-    queries = list(study.queries.order_by("query_id"))
-    try:
-        plan = build_plan(
-            design_from_spec(spec),
-            [QueryRef(query_id=q.query_id, category=q.category) for q in queries],
-            n_slots=study.target_participants,
-            seed=study.seed,
-            topic_choice=study.topic_choice,
-        )
-    except ValueError as exc:
-        raise LaunchRefused([str(exc)]) from exc
-    slots = annotation_services.create_slots(
-        study=study, plan=plan, query_pks={q.query_id: q.pk for q in queries}
-    )
-    study.status = Study.Status.LIVE
-    study.launched_at = timezone.now()
-    study.save(update_fields=["status", "launched_at", "updated_at"])
-    record_audit(study=study, action="study_launched", actor=actor, slots=slots)
-    return slots
+def launch_study(
+    *, study: Study, actor: AbstractBaseUser | None = None, pilot_slots: int | None = None
+) -> int:
+    """Check the study can run, build its plan and open it; returns the number of slots.
+
+    Kept for commands and older callers: studies.lifecycle holds the lifecycle now.
+    """
+    from studies import lifecycle
+
+    return lifecycle.launch_study(study=study, actor=actor, pilot_slots=pilot_slots)
 
 
-@transaction.atomic
 def set_study_status(
     *, study: Study, status: Study.Status, actor: AbstractBaseUser | None = None
 ) -> Study:
-    """Pause, resume or close a launched study."""
-    allowed = {
-        Study.Status.PAUSED: (Study.Status.LIVE,),
-        Study.Status.LIVE: (Study.Status.PAUSED,),
-        Study.Status.CLOSED: (Study.Status.LIVE, Study.Status.PAUSED),
-    }
-    study = Study.objects.select_for_update().get(pk=study.pk)
-    if study.status not in allowed.get(status, ()):
-        raise StudyStateError(f"study '{study.slug}' is {study.status}; cannot set it to {status}")
-    previous = study.status
-    study.status = status
-    study.save(update_fields=["status", "updated_at"])
-    record_audit(study=study, action="status_changed", actor=actor, old=previous, new=status)
-    return study
+    """Pause, resume or close a launched study (see studies.lifecycle)."""
+    from studies import lifecycle
+
+    change = {
+        Study.Status.PAUSED: lifecycle.pause_study,
+        Study.Status.LIVE: lifecycle.resume_study,
+        Study.Status.CLOSED: lifecycle.close_study,
+        Study.Status.ARCHIVED: lifecycle.archive_study,
+    }.get(status)
+    if change is None:
+        raise StudyStateError(f"study '{study.slug}' cannot be set to {status} directly")
+    return change(study=study, actor=actor)

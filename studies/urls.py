@@ -1,18 +1,90 @@
 """Researcher URLs: pages and the REST API."""
 
-from django.urls import path
+from django.urls import include, path
 
-from studies.api import generation as api
+from studies.views import builder as builder_views
+from studies.views import dashboard as dashboard_views
 from studies.views import generation as views
+from studies.views import lifecycle as lifecycle_views
+from studies.views import members as member_views
+from studies.views import models as model_views
+from studies.views import preview as preview_views
 from studies.views import results as results_views
+from studies.views import review as review_views
+from studies.views import stimuli as stimuli_views
+from studies.views import study as study_views
 
 app_name = "studies"
 
 urlpatterns = [
-    path("studies/", views.study_list, name="list"),
-    path("studies/<slug:slug>/", views.study_detail, name="detail"),
+    path("studies/", study_views.study_list, name="list"),
+    # builder (studies/new/ must come before studies/<slug>/)
+    path("studies/new/", builder_views.new_study, name="new"),
+    path("studies/<slug:slug>/design/", builder_views.design, name="design"),
+    path("studies/<slug:slug>/design/blocks/", builder_views.blocks, name="design-blocks"),
+    path(
+        "studies/<slug:slug>/design/blocks/new-block/",
+        builder_views.edit_block,
+        name="design-block-new",
+    ),
+    path(
+        "studies/<slug:slug>/design/blocks/<slug:key>/",
+        builder_views.edit_block,
+        name="design-block",
+    ),
+    path(
+        "studies/<slug:slug>/design/blocks/<slug:key>/action/",
+        builder_views.block_action,
+        name="design-block-action",
+    ),
+    path(
+        "studies/<slug:slug>/design/<slug:section>/",
+        builder_views.edit_section,
+        name="design-section",
+    ),
+    path("studies/<slug:slug>/spec.yaml", builder_views.download_spec, name="spec-download"),
+    path("studies/<slug:slug>/duplicate/", builder_views.duplicate, name="duplicate"),
+    path("studies/<slug:slug>/plan/", builder_views.plan, name="plan"),
+    # end builder
+    path("studies/<slug:slug>/", study_views.study_detail, name="detail"),
+    # lifecycle, dashboard, preview
+    *(
+        path(
+            f"studies/<slug:slug>/{key}/",
+            lifecycle_views.lifecycle_action,
+            {"action": key},
+            name=key,
+        )
+        for key in lifecycle_views.ACTIONS
+    ),
+    path("studies/<slug:slug>/audit/", study_views.audit_log, name="audit"),
+    path(
+        "studies/<slug:slug>/dashboard.json", dashboard_views.dashboard_json, name="dashboard-json"
+    ),
+    path("studies/<slug:slug>/preview/", preview_views.preview_start, name="preview"),
+    path("studies/<slug:slug>/preview/page/", preview_views.preview_page, name="preview-page"),
+    # end lifecycle, dashboard, preview
     path("studies/<slug:slug>/generate/", views.start_generation, name="generate"),
     path("studies/<slug:slug>/jobs/<int:pk>/cancel/", views.cancel_generation, name="cancel-job"),
+    # stimuli and review
+    path("studies/<slug:slug>/stimuli/upload/", stimuli_views.upload, name="stimuli-upload"),
+    path("studies/<slug:slug>/stimuli/confirm/", stimuli_views.confirm, name="stimuli-confirm"),
+    path("studies/<slug:slug>/queries/", stimuli_views.query_list, name="queries"),
+    path("studies/<slug:slug>/queries/<path:query_id>/", stimuli_views.query_detail, name="query"),
+    path("studies/<slug:slug>/review/", review_views.review_table, name="review"),
+    path(
+        "studies/<slug:slug>/review/approve/",
+        review_views.approve_selected,
+        name="review-approve-selected",
+    ),
+    path(
+        "studies/<slug:slug>/review/<int:pk>/approve/",
+        review_views.approve,
+        name="review-approve",
+    ),
+    path("studies/<slug:slug>/review/<int:pk>/reject/", review_views.reject, name="review-reject"),
+    path("studies/<slug:slug>/review/<int:pk>/edit/", review_views.edit, name="review-edit"),
+    # end stimuli and review
     path("studies/<slug:slug>/results/", results_views.results, name="results"),
     path("studies/<slug:slug>/results/recompute/", results_views.recompute, name="recompute"),
     path(
@@ -35,16 +107,38 @@ urlpatterns = [
         results_views.download_ratings,
         name="results-ratings",
     ),
-    path("models/", views.model_list, name="models"),
-    path("api/models/", api.ModelListView.as_view(), name="api-models"),
-    path("api/models/<slug:name>/", api.ModelDetailView.as_view(), name="api-model"),
     path(
-        "api/studies/<slug:slug>/generation-jobs/",
-        api.StudyJobsView.as_view(),
-        name="api-study-jobs",
+        "studies/<slug:slug>/results/<str:include>/block-answers.csv",
+        results_views.download_block_answers,
+        name="results-block-answers",
     ),
-    path("api/generation-jobs/<int:pk>/", api.JobDetailView.as_view(), name="api-job"),
     path(
-        "api/generation-jobs/<int:pk>/cancel/", api.JobCancelView.as_view(), name="api-job-cancel"
+        "studies/<slug:slug>/results/codebook.md",
+        results_views.download_codebook_md,
+        name="results-codebook-md",
     ),
+    path(
+        "studies/<slug:slug>/results/codebook.json",
+        results_views.download_codebook_json,
+        name="results-codebook-json",
+    ),
+    # members and models
+    path("studies/<slug:slug>/members/", member_views.member_list, name="members"),
+    path("studies/<slug:slug>/members/add/", member_views.member_add, name="member-add"),
+    path(
+        "studies/<slug:slug>/members/<str:username>/role/",
+        member_views.member_change,
+        name="member-change",
+    ),
+    path(
+        "studies/<slug:slug>/members/<str:username>/remove/",
+        member_views.member_remove,
+        name="member-remove",
+    ),
+    path("models/", model_views.model_list, name="models"),
+    path("models/<slug:name>/edit/", model_views.model_edit, name="model-edit"),
+    # end members and models
+    # api
+    path("api/", include("studies.api.urls")),
+    # end api
 ]

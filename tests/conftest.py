@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from studies import services
 from studies.models import Study
-from studies.spec import load_spec_file
+from studies.spec import StudySpec, load_spec_file
 from studies.stimuli_file import read_stimuli_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ SEED_SPEC = ROOT / "examples" / "refusal-perception" / "study.yaml"
 EVERY_TYPE_SPEC = ROOT / "examples" / "every-type" / "study.yaml"
 
 
-def _load(path: Path) -> tuple[dict, list]:
+def _load(path: Path) -> tuple[StudySpec, list]:
     spec, stimuli_path = load_spec_file(path)
     return spec, read_stimuli_file(stimuli_path)
 
@@ -47,12 +47,12 @@ def plain_http_settings():
 
 
 @pytest.fixture(scope="session")
-def seed_spec() -> tuple[dict, list]:
+def seed_spec() -> tuple[StudySpec, list]:
     return _load(SEED_SPEC)
 
 
 @pytest.fixture(scope="session")
-def every_type_spec() -> tuple[dict, list]:
+def every_type_spec() -> tuple[StudySpec, list]:
     return _load(EVERY_TYPE_SPEC)
 
 
@@ -60,10 +60,13 @@ def every_type_spec() -> tuple[dict, list]:
 def make_study(seed_spec):
     """Import (and by default launch) the seed example study, with spec fields overridden."""
 
-    def make(*, launch: bool = True, base: tuple[dict, list] | None = None, **overrides) -> Study:
-        spec, rows = copy.deepcopy(base or seed_spec)
-        spec.update(overrides)
-        study = services.import_study(spec=spec, stimuli=rows)
+    def make(
+        *, launch: bool = True, base: tuple[StudySpec, list] | None = None, **overrides
+    ) -> Study:
+        spec, rows = base or seed_spec
+        # The spec is immutable (and StimulusRow frozen), so sharing the session's copy is safe.
+        spec = dataclasses.replace(spec, **overrides)
+        study = services.import_study(spec=spec, stimuli=list(rows))
         if launch:
             services.launch_study(study=study)
             study.refresh_from_db()

@@ -1,5 +1,25 @@
-// Progressive enhancement for rating pages: number keys choose an option, the choice is
-// kept across a reload, and time on page is measured. The form works without any of this.
+// Progressive enhancement for participant pages: number keys choose an option, the choice is
+// kept across a reload, and time on page is measured; on questionnaire pages free-text
+// fields count the characters left. The forms work without any of this.
+(function () {
+  "use strict";
+  // The limit is enforced by maxlength and by the server; this only shows how much is left.
+  Array.prototype.slice.call(document.querySelectorAll(".char-limit[data-limit]")).forEach(function (note) {
+    var field = document.getElementById(note.id.replace(/^limit-/, "input-"));
+    var limit = parseInt(note.getAttribute("data-limit"), 10);
+    if (!field || !limit) { return; }
+    var base = note.textContent;
+    function update() {
+      var used = field.value.replace(/\r\n/g, "\n").length;
+      note.textContent = base + " " + used + " / " + limit;
+    }
+    field.addEventListener("input", update);
+    update();
+  });
+  var summary = document.getElementById("error-summary");
+  if (summary && !document.querySelector("form.rating-form")) { summary.focus(); }
+})();
+
 (function () {
   "use strict";
   var form = document.querySelector("form.rating-form");

@@ -1,50 +1,58 @@
-"""REST API for researchers: the model registry and generation jobs (thin over services)."""
+"""REST API of generation jobs: start one for a study, follow its progress, cancel it."""
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
-from rest_framework import permissions, serializers, status
-from rest_framework.exceptions import ValidationError
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from studies import access
-from studies.errors import StudyStateError
+from studies.access import Action
+from studies.api.common import IsResearcher, errors, service_errors, study_for
 from studies.generation import selectors, services
 from studies.models import GenerationJob, LanguageModel
 
 
-class IsResearcher(permissions.BasePermission):
-    """Any signed-in, active account; what it may touch is decided by studies.access."""
+class UsableModelField(serializers.SlugRelatedField):
+    """A model by name, among those the caller may use (theirs and shared ones)."""
 
-    message = "Sign in first."
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_active)
-
-
-class LanguageModelSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = LanguageModel
-        fields = [
-            "name",
-            "backend",
-            "backend_settings",
-            "queue",
-            "temperature",
-            "max_tokens",
-            "seed",
-            "created_at",
-        ]
-        read_only_fields = ["created_at"]
+    def get_queryset(self):
+        return access.models_for(self.context["request"].user)
 
 
 class GenerationJobInputSerializer(serializers.Serializer):
-    model = serializers.SlugRelatedField(slug_field="name", queryset=LanguageModel.objects.all())
+    model = UsableModelField(slug_field="name", queryset=LanguageModel.objects.none())
     kind = serializers.ChoiceField(GenerationJob.Kind.values, default=GenerationJob.Kind.STRATEGY)
     mode = serializers.ChoiceField(GenerationJob.Mode.values, default=GenerationJob.Mode.PER_TYPE)
     samples = serializers.IntegerField(min_value=1, max_value=100, default=1)
     instructions = serializers.DictField(child=serializers.CharField(), required=False)
+
+
+class JobProgressSerializer(serializers.Serializer):
+    job = serializers.IntegerField()
+    status = serializers.ChoiceField(GenerationJob.Status.values)
+    error = serializers.CharField(allow_blank=True)
+    total = serializers.IntegerField()
+    done = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    running = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    finished = serializers.BooleanField()
+
+
+class GenerationJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    study = serializers.CharField()
+    model = serializers.CharField()
+    kind = serializers.CharField()
+    mode = serializers.CharField()
+    samples = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    progress = JobProgressSerializer()
 
 
 def job_payload(job: GenerationJob) -> dict:
@@ -60,83 +68,58 @@ def job_payload(job: GenerationJob) -> dict:
     }
 
 
-def _register(data: dict, user) -> LanguageModel:
-    try:
-        return services.register_model(**data, actor=user)
-    except ValueError as exc:
-        raise ValidationError({"backend_settings": [str(exc)]}) from exc
-
-
-class ModelListView(APIView):
-    permission_classes = [IsResearcher]
-
-    def get(self, request):
-        return Response(LanguageModelSerializer(LanguageModel.objects.all(), many=True).data)
-
-    def post(self, request):
-        serializer = LanguageModelSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        model = _register(dict(serializer.validated_data), request.user)
-        return Response(LanguageModelSerializer(model).data, status=status.HTTP_201_CREATED)
-
-
-class ModelDetailView(APIView):
-    permission_classes = [IsResearcher]
-
-    def get(self, request, name: str):
-        return Response(LanguageModelSerializer(get_object_or_404(LanguageModel, name=name)).data)
-
-    def put(self, request, name: str):
-        model = get_object_or_404(LanguageModel, name=name)
-        serializer = LanguageModelSerializer(model, data={**request.data, "name": name})
-        serializer.is_valid(raise_exception=True)
-        return Response(
-            LanguageModelSerializer(_register(dict(serializer.validated_data), request.user)).data
-        )
-
-
-def _study(request, slug: str):
-    return get_object_or_404(access.studies_for(request.user), slug=slug)
-
-
 class StudyJobsView(APIView):
     permission_classes = [IsResearcher]
+    serializer_class = GenerationJobSerializer
 
+    @extend_schema(responses={200: GenerationJobSerializer(many=True), **errors(404)})
     def get(self, request, slug: str):
-        return Response(
-            [job_payload(job) for job in selectors.jobs_for_study(_study(request, slug))]
-        )
+        study = study_for(request, slug, Action.VIEW)
+        return Response([job_payload(job) for job in selectors.jobs_for_study(study)])
 
+    @extend_schema(
+        request=GenerationJobInputSerializer,
+        responses={201: GenerationJobSerializer, **errors(400, 403, 404, 409)},
+    )
     def post(self, request, slug: str):
-        study = _study(request, slug)
-        serializer = GenerationJobInputSerializer(data=request.data)
+        """Have a model write the study's responses (a rerun fills only what is missing)."""
+        study = study_for(request, slug, Action.EDIT)
+        serializer = GenerationJobInputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        try:
+        with service_errors():
             job = services.start_generation_job(
                 study=study, actor=request.user, **serializer.validated_data
             )
-        except (StudyStateError, ValueError) as exc:
-            raise ValidationError({"detail": str(exc)}) from exc
         return Response(job_payload(job), status=status.HTTP_201_CREATED)
 
 
-def _job(request, pk: int) -> GenerationJob:
-    studies = access.studies_for(request.user)
-    return get_object_or_404(
-        GenerationJob.objects.select_related("study", "model"), pk=pk, study__in=studies
+def _job(request, pk: int, action: Action) -> GenerationJob:
+    job = (
+        GenerationJob.objects.select_related("study", "model")
+        .filter(pk=pk, study__in=access.studies_for(request.user, Action.VIEW))
+        .first()
     )
+    if job is None:
+        raise Http404("No such job.")
+    access.require(request.user, action, job.study)
+    return job
 
 
 class JobDetailView(APIView):
     permission_classes = [IsResearcher]
+    serializer_class = GenerationJobSerializer
 
+    @extend_schema(responses={200: GenerationJobSerializer, **errors(404)})
     def get(self, request, pk: int):
-        return Response(job_payload(_job(request, pk)))
+        return Response(job_payload(_job(request, pk, Action.VIEW)))
 
 
 class JobCancelView(APIView):
     permission_classes = [IsResearcher]
+    serializer_class = GenerationJobSerializer
 
+    @extend_schema(request=None, responses={200: GenerationJobSerializer, **errors(403, 404)})
     def post(self, request, pk: int):
-        job = services.cancel_job(job=_job(request, pk), actor=request.user)
+        """Stop a job; texts already written are kept."""
+        job = services.cancel_job(job=_job(request, pk, Action.EDIT), actor=request.user)
         return Response(job_payload(job))

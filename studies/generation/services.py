@@ -6,15 +6,19 @@ import itertools
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from studies import access
 from studies.domain import RESPONSE_TYPES
 from studies.errors import StudyStateError
 from studies.generation import prompts
 from studies.generation.backends import ChatOutcome, ChatRequest, validate_backend_settings
+from studies.generation.hosts import check_host_allowed
 from studies.models import (
+    AuditEvent,
     GenerationItem,
     GenerationJob,
     LanguageModel,
@@ -23,13 +27,25 @@ from studies.models import (
     Scenario,
     Study,
 )
-from studies.services import record_audit
+from studies.services import EDITABLE_STATUSES, record_audit
 
 #: Tries per item (first call + retries) before malformed output or errors mark it failed.
 MAX_ATTEMPTS = 3
 
 GENERATABLE_STATUSES = (Study.Status.DRAFT, Study.Status.GENERATING, Study.Status.REVIEW)
 OPEN_ITEM_STATUSES = (GenerationItem.Status.PENDING, GenerationItem.Status.RUNNING)
+
+
+def model_endpoint(backend_settings: dict) -> tuple[str | None, str | None]:
+    """Where a model's requests go and which key they carry: (base_url, api_key_env)."""
+    return backend_settings.get("base_url"), backend_settings.get("api_key_env")
+
+
+def check_model_host(model: LanguageModel) -> None:
+    """Refuse a model whose requests would go to a host not in MODEL_HOSTS_ALLOWED."""
+    base_url = model.backend_settings.get("base_url")
+    if model.backend == LanguageModel.Backend.OPENAI and base_url:
+        check_host_allowed(base_url)
 
 
 @transaction.atomic
@@ -42,9 +58,15 @@ def register_model(
     temperature: float = 0.7,
     max_tokens: int = 512,
     seed: int | None = None,
+    shared: bool | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> LanguageModel:
-    """Create or update a model; settings are validated so a bad one never reaches a worker."""
+    """Create or update a model; settings are validated so a bad one never reaches a worker.
+
+    A new model belongs to ``actor``. Only its owner or a superuser may change it, and where
+    its requests go (``base_url``, ``api_key_env``) only a superuser, with an audit row:
+    otherwise anyone could send another researcher's API key to a host of their choosing.
+    """
     normalised = validate_backend_settings(backend, backend_settings)
     if queue not in LanguageModel.Queue.values:
         raise ValueError(f"queue must be one of {', '.join(LanguageModel.Queue.values)}")
@@ -52,20 +74,47 @@ def register_model(
         raise ValueError("temperature must be between 0 and 2")
     if max_tokens < 1:
         raise ValueError("max_tokens must be at least 1")
-    model, _created = LanguageModel.objects.update_or_create(
-        name=name,
-        defaults={
-            "backend": backend,
-            "backend_settings": normalised,
-            "queue": queue,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "seed": seed,
-        },
-    )
+    if backend == LanguageModel.Backend.OPENAI:
+        check_host_allowed(normalised["base_url"])
+    model = LanguageModel.objects.select_for_update().filter(name=name).first()
+    old_endpoint = None
+    if model is None:
+        model = LanguageModel(name=name, owner=actor)
+    else:
+        if actor is not None and not access.can_change_model(actor, model):
+            raise PermissionDenied(f"only the owner of model '{name}' or a superuser may change it")
+        old_endpoint = model_endpoint(model.backend_settings)
+        if old_endpoint != model_endpoint(normalised) and not (
+            actor is None or access.can_change_model_endpoint(actor)
+        ):
+            raise PermissionDenied(
+                f"changing where model '{name}' sends its requests (base_url, api_key_env) "
+                "is for superusers only"
+            )
+    model.backend = backend
+    model.backend_settings = normalised
+    model.queue = queue
+    model.temperature = temperature
+    model.max_tokens = max_tokens
+    model.seed = seed
+    if shared is not None:
+        model.shared = shared
     if model.owner is None and actor is not None:
         model.owner = actor
-        model.save(update_fields=["owner"])
+    model.save()
+    new_endpoint = model_endpoint(normalised)
+    if old_endpoint is not None and old_endpoint != new_endpoint:
+        AuditEvent.objects.create(
+            study=None,
+            model=model,
+            actor=actor,
+            action="model_endpoint_changed",
+            detail={
+                "model": model.name,
+                "old": {"base_url": old_endpoint[0], "api_key_env": old_endpoint[1]},
+                "new": {"base_url": new_endpoint[0], "api_key_env": new_endpoint[1]},
+            },
+        )
     return model
 
 
@@ -127,6 +176,9 @@ def start_generation_job(
         )
     if not study.queries.exists():
         raise StudyStateError(f"study '{study.slug}' has no queries to generate responses for")
+    if actor is not None and not access.can_use_model(actor, model):
+        raise PermissionDenied(f"model '{model.name}' is not shared with you")
+    check_model_host(model)
     if not 1 <= samples <= 100:
         raise ValueError("samples must be between 1 and 100")
     if kind not in GenerationJob.Kind.values or mode not in GenerationJob.Mode.values:
@@ -483,6 +535,7 @@ def approve_variant(
     *, variant: ResponseVariant, actor: AbstractBaseUser | None = None
 ) -> ResponseVariant:
     """Make this text the one participants see for its query and type."""
+    study = _texts_editable_study(variant)
     variant = ResponseVariant.objects.select_for_update().get(pk=variant.pk)
     ResponseVariant.objects.filter(
         query_id=variant.query_id,
@@ -491,9 +544,66 @@ def approve_variant(
     ).exclude(pk=variant.pk).update(review_status=ResponseVariant.ReviewStatus.REJECTED)
     variant.review_status = ResponseVariant.ReviewStatus.APPROVED
     variant.save(update_fields=["review_status", "updated_at"])
-    study = Query.objects.get(pk=variant.query_id).study
     record_audit(study=study, action="response_approved", actor=actor, variant=variant.pk)
     return variant
+
+
+@transaction.atomic
+def reject_variant(
+    *, variant: ResponseVariant, actor: AbstractBaseUser | None = None
+) -> ResponseVariant:
+    """Keep this text away from participants (it stays in the table, with its history)."""
+    study = _texts_editable_study(variant)
+    variant = ResponseVariant.objects.select_for_update().get(pk=variant.pk)
+    previous = variant.review_status
+    variant.review_status = ResponseVariant.ReviewStatus.REJECTED
+    variant.save(update_fields=["review_status", "updated_at"])
+    record_audit(
+        study=study, action="response_rejected", actor=actor, variant=variant.pk, old=previous
+    )
+    return variant
+
+
+@transaction.atomic
+def approve_variants(
+    *, study: Study, variant_ids: list[int], actor: AbstractBaseUser | None = None
+) -> int:
+    """Approve several texts at once; all or nothing. Returns how many were approved."""
+    variants = list(
+        ResponseVariant.objects.filter(pk__in=set(variant_ids), query__study=study)
+        .select_related("query")
+        .order_by("query__query_id", "response_type")
+    )
+    if not variant_ids:
+        raise ValueError("select at least one text to approve")
+    if len(variants) != len(set(variant_ids)):
+        raise ValueError("some selected texts are not in this study (any more); reload the page")
+    seen: dict[tuple[int, str], ResponseVariant] = {}
+    for variant in variants:
+        key = (variant.query_id, variant.response_type)
+        if key in seen:
+            # Only one text per query and type can be shown; approving both would keep the last.
+            raise ValueError(
+                f"two texts selected for query {variant.query.query_id}, "
+                f"{variant.response_type}; approve exactly one per query and type"
+            )
+        seen[key] = variant
+    for variant in variants:
+        approve_variant(variant=variant, actor=actor)
+    return len(variants)
+
+
+def _texts_editable_study(variant: ResponseVariant) -> Study:
+    """The variant's study, locked; refuses once it launched (its texts are then fixed)."""
+    # The study is locked before the variant, in the same order as import_stimuli takes them.
+    study_id = Query.objects.values_list("study_id", flat=True).get(pk=variant.query_id)
+    study = Study.objects.select_for_update().get(pk=study_id)
+    if study.status not in EDITABLE_STATUSES:
+        raise StudyStateError(
+            f"study '{study.slug}' is {study.status}; its texts are read-only. "
+            "Duplicate the study to make a new version with changed texts."
+        )
+    return study
 
 
 @transaction.atomic
@@ -501,6 +611,7 @@ def edit_variant(
     *, variant: ResponseVariant, text: str, actor: AbstractBaseUser | None = None
 ) -> ResponseVariant:
     """Change a response's text, keeping what it said before in its edit history."""
+    study = _texts_editable_study(variant)
     variant = ResponseVariant.objects.select_for_update().get(pk=variant.pk)
     text = text.strip()
     if not text:
@@ -518,4 +629,7 @@ def edit_variant(
     variant.provenance = {**variant.provenance, "edits": history}
     variant.text = text
     variant.save(update_fields=["text", "provenance", "updated_at"])
+    record_audit(
+        study=study, action="response_edited", actor=actor, variant=variant.pk, edit=len(history)
+    )
     return variant

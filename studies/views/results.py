@@ -11,7 +11,9 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from studies import analysis_jobs
-from studies.exports import INCLUSION_CHOICES, stream_ratings_csv
+from studies.access import Action
+from studies.datasets.codebook import build_codebook, codebook_json, codebook_markdown
+from studies.exports import INCLUSION_CHOICES, stream_block_answers_csv, stream_ratings_csv
 from studies.views.common import study_for_request
 
 
@@ -116,6 +118,31 @@ def download_ratings(request: HttpRequest, slug: str, include: str) -> HttpRespo
     )
     response["Content-Disposition"] = f'attachment; filename="{slug}-{include}-ratings.csv"'
     return response
+
+
+@login_required
+def download_block_answers(request: HttpRequest, slug: str, include: str) -> HttpResponse:
+    study = study_for_request(request, slug, Action.VIEW)
+    response = StreamingHttpResponse(
+        stream_block_answers_csv(study, include=_inclusion(include)), content_type="text/csv"
+    )
+    filename = f"{slug}-{include}-block-answers.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+def download_codebook_md(request: HttpRequest, slug: str) -> HttpResponse:
+    study = study_for_request(request, slug, Action.VIEW)
+    body = codebook_markdown(build_codebook(study))
+    return _attachment(body, f"{slug}-codebook.md", "text/markdown")
+
+
+@login_required
+def download_codebook_json(request: HttpRequest, slug: str) -> HttpResponse:
+    study = study_for_request(request, slug, Action.VIEW)
+    body = codebook_json(build_codebook(study))
+    return _attachment(body, f"{slug}-codebook.json", "application/json")
 
 
 def _attachment(body: str, filename: str, content_type: str) -> HttpResponse:

@@ -168,7 +168,7 @@ def test_declining_frees_the_slot(make_study):
     services.give_consent(participant=p)
     services.decline_consent(participant=p)
     assert Slot.objects.get(study=study).status == Slot.Status.FREE
-    assert Participant.objects.get(pk=p.pk).status == Participant.Status.RETURNED
+    assert Participant.objects.get(pk=p.pk).status == Participant.Status.DECLINED
 
 
 def test_topic_must_come_from_the_items_category_and_be_unused(make_study):

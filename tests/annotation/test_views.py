@@ -48,7 +48,7 @@ def test_whole_study_without_javascript_ends_with_completion_code(make_study):
     response = start(client, study)
     pages = SlotItem.objects.filter(slot__study=study, slot__index=0).count()
     for position in range(1, pages + 1):
-        assert f"Item {position} of {pages}" in response.content.decode()
+        assert f"Page {position} of {pages}" in response.content.decode()
         response, _ = answer_page(client, study, response)
     assert response.request["PATH_INFO"] == f"/s/{study.slug}/done/"
     assert study.completion_code in response.content.decode()
@@ -124,8 +124,17 @@ def test_declining_consent_ends_politely_and_stores_nothing(make_study):
     client.get(f"/s/{study.slug}/?PROLIFIC_PID=no-thanks")
     response = client.post(f"/s/{study.slug}/consent/", {"decision": "decline"}, follow=True)
     assert "You chose not to take part" in response.content.decode()
-    assert Participant.objects.get().status == "returned"
+    participant = Participant.objects.get()
+    # Declining is its own state (not "returned"), so the funnel can tell the two apart.
+    assert participant.status == "declined"
+    assert participant.slot is None and participant.consented_at is None
     assert not Trial.objects.exists()
+    # Reloading stays on the declined page; changing one's mind still leads to the study.
+    again = client.get(f"/s/{study.slug}/resume/", follow=True)
+    assert again.request["PATH_INFO"].endswith("/declined/")
+    response = client.post(f"/s/{study.slug}/consent/", {"decision": "agree"}, follow=True)
+    assert response.request["PATH_INFO"].endswith("/instructions/")
+    assert Participant.objects.get().status == "active"
 
 
 def test_full_study_shows_full_page(make_study):
@@ -188,4 +197,4 @@ def test_participant_past_the_time_limit_sees_ended_page_and_frees_slot(make_stu
     assert Slot.objects.get(study=study).status == Slot.Status.FREE
     # The freed place goes to the next person.
     response = start(Client(), study, pid="next-person")
-    assert "Item 1 of" in response.content.decode()
+    assert "Page 1 of" in response.content.decode()

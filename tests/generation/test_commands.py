@@ -5,6 +5,7 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from studies.models import GenerationJob, LanguageModel, ResponseVariant
@@ -14,9 +15,27 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run(*args: str) -> str:
+    """Run a command as the researcher "ada" (who owns the study when the test made one)."""
     out = StringIO()
-    call_command(*args, stdout=out)
+    call_command(*args, "--as", "ada", stdout=out)
     return out.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def ada(db):
+    return get_user_model().objects.create_user("ada", password="pw-ada-123")
+
+
+@pytest.fixture
+def make_study(make_study, ada):
+    from studies.models import StudyMembership
+
+    def make(**kwargs):
+        study = make_study(**kwargs)
+        StudyMembership.objects.create(study=study, user=ada, role="owner")
+        return study
+
+    return make
 
 
 def test_register_then_generate_and_wait(make_study, eager_tasks):

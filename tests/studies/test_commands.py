@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from studies.models import Study
@@ -18,10 +19,20 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "refusal-perception" / "study.yaml"
 
 
+CHANGING = {"import_study", "import_stimuli", "launch_study"}
+
+
 def run(*args: str) -> str:
+    """Run a command; those that create or change a study act as the researcher "ada"."""
     out = StringIO()
-    call_command(*args, stdout=out)
+    extra = ("--as", "ada") if args[0] in CHANGING else ()
+    call_command(*args, *extra, stdout=out)
     return out.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def ada(db):
+    return get_user_model().objects.create_user("ada", password="pw-ada-123")
 
 
 def test_import_launch_export_round_trip(tmp_path):

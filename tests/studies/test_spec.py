@@ -10,16 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studies.design import Design, Factor, RuleRow, check_design
-from studies.domain import RESPONSE_TYPES
+from studies.domain import RESERVED_FACTOR_NAMES, RESPONSE_TYPES
 from studies.spec import (
-    TOP_LEVEL_KEYS,
+    ScaleSpec,
     SpecError,
     SpecProblem,
     design_from_spec,
     dump_spec,
     load_spec,
+    load_spec_data,
     load_spec_file,
+    spec_dict,
 )
+from studies.spec.loader import TOP_LEVEL_KEYS
 from studies.stimuli_file import read_stimuli_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +90,7 @@ def problems_of(text: str) -> list[SpecProblem]:
 
 
 def test_base_normalises_with_defaults():
-    spec = load_spec(BASE)
+    spec = load_spec(BASE).to_dict()
     assert list(spec) == [k for k in TOP_LEVEL_KEYS if k != "stimuli"]
     assert spec["description"] == ""
     assert spec["time_limit_minutes"] == 60
@@ -108,9 +111,10 @@ def test_base_normalises_with_defaults():
 
 def test_alias_is_expanded_for_every_use():
     spec = load_spec(BASE)
-    assert spec["attention_checks"][0]["scale"] == spec["questions"][0]["scale"]
-    # Normalised output shares no objects, so editing one scale cannot change another.
-    assert spec["attention_checks"][0]["scale"] is not spec["questions"][0]["scale"]
+    assert spec.attention_checks[0].scale == spec.questions[0].scale
+    # The plain dict shares no objects, so editing one scale cannot change another.
+    plain = spec.to_dict()
+    assert plain["attention_checks"][0]["scale"] is not plain["questions"][0]["scale"]
 
 
 def test_merge_key_works():
@@ -119,11 +123,12 @@ def test_merge_key_works():
         "    scale:\n      <<: *s5\n      points: 6\n    correct: 2",
     )
     spec = load_spec(text)
-    assert spec["attention_checks"][0]["scale"]["points"] == 6
+    assert spec.attention_checks[0].scale.points == 6
 
 
 def test_examples_load_with_their_stimuli():
     seed, seed_stimuli = load_spec_file(SEED)
+    seed = seed.to_dict()
     assert seed["slug"] == "refusal-perception"
     assert seed["topic_choice"] is True
     assert seed["items_per_participant"] == 8
@@ -151,8 +156,8 @@ def test_examples_load_with_their_stimuli():
     assert len(read_stimuli_file(seed_stimuli)) == 16
 
     every, every_stimuli = load_spec_file(EVERY_TYPE)
-    assert every["slug"] == "every-type"
-    assert every["topic_choice"] is False
+    assert every.slug == "every-type"
+    assert every.topic_choice is False
     assert every_stimuli == seed_stimuli  # ../refusal-perception/stimuli.csv
     assert len(read_stimuli_file(every_stimuli)) == 16
 
@@ -197,7 +202,7 @@ def test_round_trip_of_base():
 
 def test_dump_uses_canonical_order_and_literal_blocks():
     spec, _ = load_spec_file(SEED)
-    shuffled = dict(reversed(list(spec.items())))
+    shuffled = dict(reversed(list(spec.to_dict().items())))
     text = dump_spec(shuffled)
     top_keys = [line.split(":")[0] for line in text.splitlines() if line[:1].isalpha()]
     assert top_keys == list(TOP_LEVEL_KEYS)
@@ -207,26 +212,26 @@ def test_dump_uses_canonical_order_and_literal_blocks():
 
 def test_json_is_accepted_and_anchor_keys_become_ints():
     spec = load_spec(BASE)
-    as_json = json.dumps(spec, indent=2)  # JSON turns the anchor keys into "1", "5"
+    as_json = json.dumps(spec.to_dict(), indent=2)  # JSON turns the anchor keys into "1", "5"
     assert '"1": "Not at all"' in as_json
     assert load_spec(as_json) == spec
 
 
 def test_quoted_numeric_anchor_keys_are_normalised():
     spec = load_spec(edit("{1: Not at all, 5: Very much}", "{'1': Not at all, '5': Very much}"))
-    assert spec["questions"][0]["scale"]["anchors"] == {1: "Not at all", 5: "Very much"}
+    assert spec.questions[0].scale == ScaleSpec(5, ((1, "Not at all"), (5, "Very much")))
 
 
 def test_strings_are_stripped():
     spec = load_spec(edit("title: Tiny study", "title: '  Tiny study  '"))
-    assert spec["title"] == "Tiny study"
+    assert spec.title == "Tiny study"
 
 
 def test_stimuli_is_kept_only_when_given():
-    assert "stimuli" not in load_spec(BASE)
+    assert "stimuli" not in load_spec(BASE).to_dict()
     spec = load_spec(BASE + "stimuli: data/stimuli.csv\n")
-    assert spec["stimuli"] == "data/stimuli.csv"
-    assert list(spec)[-1] == "stimuli"
+    assert spec.stimuli == "data/stimuli.csv"
+    assert list(spec.to_dict())[-1] == "stimuli"
 
 
 def test_empty_rule_allowed_with_response_type_factor():
@@ -255,7 +260,7 @@ response_rule:
 """,
     )
     spec = load_spec(text)
-    assert spec["response_rule"] == []
+    assert spec.response_rule == ()
     assert load_spec(dump_spec(spec)) == spec
     assert design_from_spec(spec).rule == ()
 
@@ -266,7 +271,7 @@ def test_load_spec_file_resolves_stimuli(tmp_path):
     (tmp_path / "study.yaml").write_text(BASE + "stimuli: data/s.csv\n")
     spec, stimuli = load_spec_file(tmp_path / "study.yaml")
     assert stimuli == (tmp_path / "data" / "s.csv").resolve()
-    assert spec["stimuli"] == "data/s.csv"
+    assert spec.stimuli == "data/s.csv"
 
 
 def test_load_spec_file_without_stimuli(tmp_path):
@@ -429,7 +434,7 @@ def test_bad_completion_url(url):
 
 def test_good_completion_url():
     spec = load_spec(edit("  code: ABC", "  code: ABC\n  url: https://example.org/done?cc=ABC"))
-    assert spec["completion"]["url"] == "https://example.org/done?cc=ABC"
+    assert spec.completion.url == "https://example.org/done?cc=ABC"
 
 
 def test_bad_recruitment_param_name():
@@ -530,9 +535,30 @@ def test_bad_assignment_with_suggestion():
     )
 
 
-def test_reserved_factor_name():
-    message = error_of(edit("  - name: alignment", "  - name: category"))
-    assert "line 13, factors[1].name: 'category' is reserved" in message
+@pytest.mark.parametrize("name", sorted(RESERVED_FACTOR_NAMES))
+def test_every_reserved_factor_name_is_refused_with_its_line(name):
+    message = error_of(edit("  - name: alignment", f"  - name: {name}"))
+    assert f"line 13, factors[1].name: '{name}' is a reserved name" in message
+    assert f"the data export already has a column '{name}'" in message
+
+
+def test_kind_as_a_factor_is_refused_with_the_reason():
+    # The issue's example: a factor named "kind" used to be accepted and break the export.
+    message = error_of(edit("  - name: alignment", "  - name: kind"))
+    assert (
+        "factors[1].name: 'kind' is a reserved name: the data export already has a column "
+        "'kind' (stimulus or attention (an attention check's row)); choose another name"
+    ) in message
+
+
+def test_motivation_and_response_type_stay_factor_names():
+    text = edit("  - name: alignment", "  - name: response_type")
+    text = edit("    levels: [aligned, misaligned]", "    levels: [direct_refusal, redirection]", text)
+    text = text.replace("alignment: aligned", "response_type: direct_refusal").replace(
+        "alignment: misaligned", "response_type: redirection"
+    )
+    spec = load_spec(text)
+    assert [f.name for f in spec.factors] == ["motivation", "response_type"]
 
 
 def test_motivation_levels_must_match_scenario_columns():
@@ -627,11 +653,13 @@ _text = st.text(
 @settings(max_examples=300, deadline=None)
 @given(title=_text, consent=_text, label=_text)
 def test_round_trip_of_arbitrary_text(title, consent, label):
-    spec = load_spec(BASE)
+    spec = spec_dict(load_spec(BASE))
     spec["title"] = title[:200]
     spec["consent"] = consent
     spec["questions"][0]["scale"]["anchors"][1] = label
-    assert load_spec(dump_spec(spec)) == spec
+    typed = load_spec_data(spec)
+    assert typed.to_dict() == spec
+    assert load_spec(dump_spec(typed)) == typed
 
 
 # --------------------------------------------------------------------------- analysis section
@@ -639,14 +667,14 @@ def test_round_trip_of_arbitrary_text(title, consent, label):
 
 def test_analysis_defaults_and_composites_round_trip():
     spec = load_spec(BASE)
-    assert spec["analysis"] == {
+    assert spec.to_dict()["analysis"] == {
         "reference_level": "full_compliance",
         "baseline_level": "direct_refusal",
         "composites": [],
     }
     text = BASE + "analysis:\n  composites:\n    - {name: overall, items: [helpful]}\n"
     spec = load_spec(text)
-    assert spec["analysis"]["composites"] == [{"name": "overall", "items": ["helpful"]}]
+    assert spec.to_dict()["analysis"]["composites"] == [{"name": "overall", "items": ["helpful"]}]
     assert load_spec(dump_spec(spec)) == spec
 
 

@@ -24,6 +24,7 @@ from studies.generation.backends.base import (
     check_setting_keys,
     whole_number_setting,
 )
+from studies.generation.hosts import HostNotAllowed, check_host_allowed, host_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +229,13 @@ class OpenAICompatibleBackend:
     def generate(self, requests: list[ChatRequest]) -> list[ChatOutcome]:
         if not requests:
             return []
+        if not host_allowed(self.base_url):
+            # Defence in depth: the registry refuses such models, but a row changed behind
+            # its back must still never get a request, let alone an API key.
+            try:
+                check_host_allowed(self.base_url)
+            except HostNotAllowed as exc:
+                return [ChatOutcome(error=str(exc), retryable=False) for _ in requests]
         headers: dict[str, str] = {}
         if self.api_key_env:
             # Read at call time, so a rotated key needs no re-registration of the model.

@@ -3,11 +3,15 @@
 import time
 
 import yaml
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from studies import access
+from studies.access import Action
 from studies.errors import StudyStateError
 from studies.generation import selectors, services
-from studies.models import GenerationJob, LanguageModel, Study
+from studies.management.commands._as_user import actor_from, add_as_argument, study_for
+from studies.models import GenerationJob
 
 
 def read_instructions(path: str | None) -> dict[str, str] | None:
@@ -28,7 +32,7 @@ def read_instructions(path: str | None) -> dict[str, str] | None:
 
 
 class Command(BaseCommand):
-    help = "Have a registered model write a study's responses (the same job as the UI starts)."
+    help = "Have a registered model write a study's responses, as USER (the job the UI starts)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
@@ -42,14 +46,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--wait", action="store_true", help="poll until the job finishes")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
+        add_as_argument(parser)
 
     def handle(self, *args, slug: str, model: str, **options) -> None:
-        study = Study.objects.filter(slug=slug).first()
-        if study is None:
-            raise CommandError(f"no study with slug '{slug}'")
-        registered = LanguageModel.objects.filter(name=model).first()
+        actor = actor_from(options)
+        study = study_for(actor, slug, Action.EDIT)
+        registered = access.models_for(actor).filter(name=model).first()
         if registered is None:
-            raise CommandError(f"no model named '{model}' (register it with register_model)")
+            raise CommandError(
+                f"no model named '{model}' that {actor.get_username()} may use "
+                "(register it with register_model, or ask its owner to share it)"
+            )
         instructions = read_instructions(options["instructions"])
         try:
             job = services.start_generation_job(
@@ -59,8 +66,9 @@ class Command(BaseCommand):
                 mode=options["mode"],
                 samples=options["samples"],
                 instructions=instructions,
+                actor=actor,
             )
-        except (StudyStateError, ValueError) as exc:
+        except (StudyStateError, ValueError, PermissionDenied) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"job {job.pk}: {job.items.count()} texts to write ({job.status})")
         if not options["wait"]:

@@ -3,13 +3,14 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studies import services
+from studies.access import Action
 from studies.errors import StudyStateError
-from studies.models import Study
+from studies.management.commands._as_user import actor_from, add_as_argument, study_for
 from studies.stimuli_file import StimuliFileError, read_stimuli_file
 
 
 class Command(BaseCommand):
-    help = "Import stimuli (wide CSV/JSONL: one row per query) into a draft study."
+    help = "Import stimuli (wide CSV/JSONL: one row per query) into a draft study, as USER."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
@@ -19,11 +20,11 @@ class Command(BaseCommand):
             action="store_true",
             help="swap the study's stimuli for the file's (queries not in the file are removed)",
         )
+        add_as_argument(parser)
 
     def handle(self, *args, slug: str, file: str, replace: bool, **options) -> None:
-        study = Study.objects.filter(slug=slug).first()
-        if study is None:
-            raise CommandError(f"no study with slug '{slug}'")
+        actor = actor_from(options)
+        study = study_for(actor, slug, Action.EDIT)
         try:
             rows = read_stimuli_file(file)
         except StimuliFileError as exc:
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
         try:
-            summary = services.import_stimuli(study=study, rows=rows, replace=replace)
+            summary = services.import_stimuli(study=study, rows=rows, replace=replace, actor=actor)
         except StudyStateError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(

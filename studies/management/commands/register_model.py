@@ -1,8 +1,10 @@
 """Register (or update) a model that generation jobs can use."""
 
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studies.generation import services
+from studies.management.commands._as_user import actor_from, add_as_argument
 from studies.models import LanguageModel
 
 
@@ -20,7 +22,10 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 
 class Command(BaseCommand):
-    help = "Register a model: backend, its settings (--set KEY=VALUE), queue and parameters."
+    help = (
+        "Register a model owned by USER: backend, its settings (--set KEY=VALUE), queue and "
+        "parameters; an existing model can be changed by its owner or a superuser only."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
@@ -28,7 +33,8 @@ class Command(BaseCommand):
         parser.add_argument("--queue", default="default", choices=LanguageModel.Queue.values)
         parser.add_argument(
             "--set",
-            dest="settings",
+            # Not "settings": Django reads options["settings"] as its own --settings module.
+            dest="backend_settings",
             action="append",
             default=[],
             metavar="KEY=VALUE",
@@ -37,9 +43,23 @@ class Command(BaseCommand):
         parser.add_argument("--temperature", type=float, default=0.7)
         parser.add_argument("--max-tokens", type=int, default=512)
         parser.add_argument("--seed", type=int, default=None)
+        sharing = parser.add_mutually_exclusive_group()
+        sharing.add_argument(
+            "--shared",
+            dest="shared",
+            action="store_const",
+            const=True,
+            default=None,
+            help="other researchers may use the model (the default for a new model)",
+        )
+        sharing.add_argument(
+            "--private", dest="shared", action="store_const", const=False, help="only you"
+        )
+        add_as_argument(parser)
 
     def handle(self, *args, **options) -> None:
-        settings = dict(parse_setting(item) for item in options["settings"])
+        actor = actor_from(options)
+        settings = dict(parse_setting(item) for item in options["backend_settings"])
         try:
             model = services.register_model(
                 name=options["name"],
@@ -49,7 +69,9 @@ class Command(BaseCommand):
                 temperature=options["temperature"],
                 max_tokens=options["max_tokens"],
                 seed=options["seed"],
+                shared=options["shared"],
+                actor=actor,
             )
-        except ValueError as exc:
+        except (ValueError, PermissionDenied) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"{model.name}: {model.backend} on queue {model.queue}")

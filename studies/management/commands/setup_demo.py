@@ -40,7 +40,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("\nRefusalLab demo is ready\n"))
         for relative in EXAMPLES:
             spec, stimuli_path = load_spec_file(Path(settings.BASE_DIR) / relative)
-            study = Study.objects.filter(slug=spec["slug"]).first()
+            study = Study.objects.filter(slug=spec.slug).first()
             if study is None or study.status == Study.Status.DRAFT:
                 rows = read_stimuli_file(stimuli_path) if stimuli_path else None
                 study = services.import_study(spec=spec, stimuli=rows, actor=user)

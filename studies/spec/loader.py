@@ -1,9 +1,14 @@
-"""Pure loading, validation and normalisation of study spec files (YAML or JSON)."""
+"""Parsing and validation of study spec files (YAML or JSON) into a typed StudySpec.
+
+The checker walks the parsed data once, collecting every problem with the line and path it
+concerns (and a "did you mean" where it helps), while building the normalised plain dict;
+only a spec without problems becomes a StudySpec.
+"""
 
 from __future__ import annotations
 
-import copy
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +17,31 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from studies.design import (
+from studies.design import check_design
+from studies.domain import (
+    FACTOR_COLUMNS,
+    LONG_FORMAT_DESCRIPTIONS,
+    MOTIVATION_FACTOR,
+    MOTIVATION_LEVELS,
+    RESERVED_FACTOR_NAMES,
     RESPONSE_TYPE_FACTOR,
-    AttentionSlot,
-    Design,
-    Factor,
-    RuleRow,
-    check_design,
+    RESPONSE_TYPES,
 )
-from studies.domain import MOTIVATION_FACTOR, RESPONSE_TYPES
+from studies.spec.model import (
+    CHOICE_TYPES,
+    DEFAULT_BASELINE_LEVEL,
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_RECRUITMENT_PARAMS,
+    DEFAULT_REFERENCE_LEVEL,
+    DEFAULT_TIME_LIMIT_MINUTES,
+    FREE_TEXT,
+    LIKERT,
+    NUMBER,
+    PLACEMENTS,
+    QUESTION_TYPES,
+    StudySpec,
+    design_from_spec,
+)
 
 # Canonical key order of a normalised spec; dump_spec writes keys in exactly this order.
 TOP_LEVEL_KEYS: tuple[str, ...] = (
@@ -40,6 +61,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "response_rule",
     "questions",
     "attention_checks",
+    "blocks",
     "analysis",
     "stimuli",
 )
@@ -52,35 +74,25 @@ SCALE_KEYS = ("points", "anchors")
 ATTENTION_KEYS = ("key", "text", "scale", "correct", "after_item")
 ANALYSIS_KEYS = ("reference_level", "baseline_level", "composites")
 COMPOSITE_KEYS = ("name", "items")
-DEFAULT_REFERENCE_LEVEL = "full_compliance"
-DEFAULT_BASELINE_LEVEL = "direct_refusal"
-
-DEFAULT_RECRUITMENT_PARAMS: dict[str, str] = {
-    "participant": "PROLIFIC_PID",
-    "study": "STUDY_ID",
-    "session": "SESSION_ID",
+BLOCK_KEYS = ("key", "title", "intro", "placement", "questions")
+# A block question's fields: the common ones, then those of its type.
+BLOCK_QUESTION_KEYS = ("key", "type", "text", "required")
+TYPE_KEYS: dict[str, tuple[str, ...]] = {
+    LIKERT: ("scale",),
+    "single_choice": ("options",),
+    "multiple_choice": ("options",),
+    FREE_TEXT: ("max_length",),
+    NUMBER: ("min", "max"),
 }
-DEFAULT_TIME_LIMIT_MINUTES = 60
-
-# Fixed columns of the long format; a factor with one of these names would collide with them.
-RESERVED_FACTOR_NAMES = frozenset(
-    {
-        "participant_id",
-        "query_id",
-        "category",
-        "topic",
-        "question",
-        "value",
-        "item_position",
-        "shown_at",
-        "answered_at",
-        "ms_on_page",
-    }
-)
-# The stimuli file has one scenario column per motivation: benign_scenario, malicious_scenario.
-MOTIVATION_LEVELS = ("benign", "malicious")
+ALL_BLOCK_QUESTION_KEYS = BLOCK_QUESTION_KEYS + ("scale", "options", "max_length", "min", "max")
+# Which types a type-specific field belongs to, for "only for ..." messages.
+_FIELD_TYPES: dict[str, tuple[str, ...]] = {
+    key: tuple(t for t, keys in TYPE_KEYS.items() if key in keys)
+    for key in ("scale", "options", "max_length", "min", "max")
+}
 
 MIN_POINTS, MAX_POINTS = 2, 11
+MIN_MAX_LENGTH, MAX_MAX_LENGTH = 1, 10_000
 # Limits mirror the columns of studies.models so a valid spec always fits the database.
 MAX_SLUG, MAX_TITLE, MAX_CODE, MAX_URL, MAX_NAME, MAX_LABEL = 80, 200, 64, 500, 64, 200
 MAX_POSITIVE_INT = 2_147_483_647
@@ -121,13 +133,13 @@ class SpecError(Exception):
 # --------------------------------------------------------------------------- public API
 
 
-def load_spec(text: str, source: str = "<spec>") -> dict:
-    """Parse and validate a spec; return it normalised or raise SpecError with every problem."""
+def load_spec(text: str, source: str = "<spec>") -> StudySpec:
+    """Parse and validate a spec; return it typed or raise SpecError with every problem."""
     spec, _ = _load(text, source, base_dir=None)
     return spec
 
 
-def load_spec_file(path: str | Path) -> tuple[dict, Path | None]:
+def load_spec_file(path: str | Path) -> tuple[StudySpec, Path | None]:
     """Load a spec file; also resolve its ``stimuli`` path (relative to the file's folder)."""
     path = Path(path)
     try:
@@ -140,55 +152,19 @@ def load_spec_file(path: str | Path) -> tuple[dict, Path | None]:
     return _load(text, str(path), base_dir=path.resolve().parent)
 
 
-def load_spec_data(data: Any, source: str = "<form>") -> dict:
+def load_spec_data(data: Any, source: str = "<form>") -> StudySpec:
     """Validate an already-parsed spec (a form's or an API payload's data) like a file."""
     checker = _Checker({})
     spec = checker.spec(data)
     if checker.problems:
         raise SpecError(checker.problems, source)
-    return spec
-
-
-def spec_dict(spec: Any) -> dict:
-    """A spec as a plain, freely editable dict (what dump_spec writes and load_spec_data reads)."""
-    return copy.deepcopy(spec if isinstance(spec, dict) else spec.to_dict())
-
-
-def dump_spec(spec: dict) -> str:
-    """YAML text of a normalised spec, such that ``load_spec(dump_spec(s)) == s``."""
-    return yaml.dump(
-        _canonical_order(spec),
-        Dumper=_SpecDumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-        # Wide lines keep each question on one line instead of folding it.
-        width=4096,
-    )
-
-
-def design_from_spec(spec: dict) -> Design:
-    """Build the pure Design of a normalised spec."""
-    # An empty rule stays empty: design.py reads it as "show: $response_type".
-    rule = tuple(RuleRow(when=dict(row["when"]), show=row["show"]) for row in spec["response_rule"])
-    return Design(
-        factors=tuple(
-            Factor(name=f["name"], levels=tuple(f["levels"]), assignment=f["assignment"])
-            for f in spec["factors"]
-        ),
-        rule=rule,
-        items_per_participant=spec["items_per_participant"],
-        attention_checks=tuple(
-            AttentionSlot(key=a["key"], after_item=a["after_item"])
-            for a in spec.get("attention_checks", [])
-        ),
-    )
+    return StudySpec.from_dict(spec)
 
 
 # --------------------------------------------------------------------------- parsing
 
 
-def _load(text: str, source: str, base_dir: Path | None) -> tuple[dict, Path | None]:
+def _load(text: str, source: str, base_dir: Path | None) -> tuple[StudySpec, Path | None]:
     if len(text) > MAX_SPEC_CHARS:
         problem = SpecProblem("", None, f"the spec is larger than {MAX_SPEC_CHARS} characters")
         raise SpecError([problem], source)
@@ -205,7 +181,7 @@ def _load(text: str, source: str, base_dir: Path | None) -> tuple[dict, Path | N
     if checker.problems:
         problems = sorted(checker.problems, key=lambda p: p.line or 0)
         raise SpecError(problems, source)
-    return spec, stimuli_path
+    return StudySpec.from_dict(spec), stimuli_path
 
 
 def _parse_yaml(text: str) -> tuple[Any, dict[str, int], list[SpecProblem]]:
@@ -528,8 +504,10 @@ class _Checker:
         out["attention_checks"] = self.attention_checks(
             root, keys_seen, out["items_per_participant"]
         )
+        out["blocks"] = self.blocks(root, keys_seen)
         out["analysis"] = self.analysis(root, out["questions"])
-        if "stimuli" in root:  # kept only when given, so a round trip adds nothing
+        # Kept only when given, so a round trip adds nothing; null means "no stimuli file".
+        if root.get("stimuli") is not None:
             out["stimuli"] = self.string(root, "stimuli", "")
         if not self.problems:
             self.design_problems(out)
@@ -674,7 +652,10 @@ class _Checker:
                 if name in RESERVED_FACTOR_NAMES:
                     self.add(
                         f"{path}.name",
-                        f"'{name}' is reserved (it is a fixed column of the data export)",
+                        f"'{name}' is a reserved name: the data export already has a column "
+                        f"'{name}' ({LONG_FORMAT_DESCRIPTIONS[name]}); choose another name "
+                        f"(of the export's columns only {' and '.join(sorted(FACTOR_COLUMNS))} "
+                        "may be factors)",
                     )
                     name = _INVALID
                 elif name in names:
@@ -974,8 +955,156 @@ class _Checker:
             )
         return out
 
+    def blocks(self, root: dict, keys_seen: dict[str, str]) -> list | Any:
+        """Questionnaire blocks: shown once per participant, before or after the items."""
+        value = root.get("blocks")
+        if value is None:
+            return []
+        items = self.sequence(value, "blocks", min_items=0, what="blocks")
+        if items is _INVALID:
+            return _INVALID
+        out = []
+        block_keys: dict[str, str] = {}
+        for i, item in enumerate(items):
+            path = f"blocks[{i}]"
+            m = self.mapping(
+                item, path, "a block (a mapping with key, title, placement, questions)"
+            )
+            if m is _INVALID:
+                out.append(_INVALID)
+                continue
+            self.known_keys(m, path, BLOCK_KEYS)
+            key = self.matching(
+                self.string(m, "key", path, max_len=MAX_NAME),
+                f"{path}.key",
+                IDENTIFIER_RE,
+                "a lowercase identifier (letters a-z, digits, underscores; starting with a letter)",
+            )
+            if key is not _INVALID:
+                if key in block_keys:
+                    self.add(
+                        f"{path}.key", f"block '{key}' is already defined at {block_keys[key]}"
+                    )
+                    key = _INVALID
+                else:
+                    block_keys[key] = path
+            title = self.string(m, "title", path, max_len=MAX_TITLE)
+            intro = self.string(m, "intro", path, default="", allow_empty=True)
+            placement = self.string(m, "placement", path)
+            if placement not in (_INVALID, *PLACEMENTS):
+                self.add(
+                    f"{path}.placement",
+                    f"must be 'before' or 'after' (the rated items), found {placement!r}"
+                    + _suggest(placement, PLACEMENTS),
+                )
+                placement = _INVALID
+            questions: list | Any = _INVALID
+            if "questions" not in m:
+                self.add(f"{path}.questions", "required field 'questions' is missing")
+            else:
+                qs = self.sequence(
+                    m["questions"], f"{path}.questions", min_items=1, what="questions"
+                )
+                if qs is not _INVALID:
+                    questions = [
+                        self.block_question(q, f"{path}.questions[{j}]", keys_seen)
+                        for j, q in enumerate(qs)
+                    ]
+            out.append(
+                {
+                    "key": key,
+                    "title": title,
+                    "intro": intro,
+                    "placement": placement,
+                    "questions": questions,
+                }
+            )
+        return out
+
+    def block_question(self, item: object, path: str, keys_seen: dict[str, str]) -> dict | Any:
+        m = self.mapping(item, path, "a question (a mapping with key, type, text, ...)")
+        if m is _INVALID:
+            return _INVALID
+        kind = self.string(m, "type", path, default=LIKERT)
+        if kind is not _INVALID and kind not in QUESTION_TYPES:
+            self.add(
+                f"{path}.type",
+                f"'{kind}' is not a question type{_suggest(kind, QUESTION_TYPES)} "
+                f"(types: {', '.join(QUESTION_TYPES)})",
+            )
+            kind = _INVALID
+        # Fields of another type are errors, named as such (not just "unknown field").
+        for name in m:
+            if name in _FIELD_TYPES and kind is not _INVALID and kind not in _FIELD_TYPES[name]:
+                owners = " and ".join(_FIELD_TYPES[name])
+                self.add(f"{path}.{name}", f"{name} is only for {owners} questions")
+        self.known_keys(m, path, ALL_BLOCK_QUESTION_KEYS)
+        out: dict[str, Any] = {
+            "key": self.item_key(m, path, keys_seen),
+            "type": kind,
+            "text": self.string(m, "text", path),
+            "required": self.boolean(m, "required", path, default=True),
+        }
+        if kind == LIKERT:
+            out["scale"] = self.scale(m, path)
+        elif kind in CHOICE_TYPES:
+            out["options"] = self.options(m, path)
+        elif kind == FREE_TEXT:
+            out["max_length"] = self.integer(
+                m,
+                "max_length",
+                path,
+                minimum=MIN_MAX_LENGTH,
+                maximum=MAX_MAX_LENGTH,
+                default=DEFAULT_MAX_LENGTH,
+            )
+        elif kind == NUMBER:
+            low = self.bound(m, "min", path)
+            high = self.bound(m, "max", path)
+            if low not in (None, _INVALID) and high not in (None, _INVALID) and low > high:
+                self.add(f"{path}.max", f"must be at least min ({low}), found {high}")
+                high = _INVALID
+            out["min"], out["max"] = low, high
+        return out
+
+    def options(self, m: dict, path: str) -> list | Any:
+        p = f"{path}.options"
+        if "options" not in m:
+            self.add(p, "required field 'options' is missing (a list of at least 2 answers)")
+            return _INVALID
+        items = self.sequence(m["options"], p, min_items=2, what="options")
+        if items is _INVALID:
+            return _INVALID
+        out: list[str] = []
+        for j, raw in enumerate(items):
+            label = self.text(raw, f"{p}[{j}]", max_len=MAX_LABEL)
+            if label is _INVALID:
+                return _INVALID
+            if label in out:
+                self.add(f"{p}[{j}]", f"option '{label}' is listed twice")
+                return _INVALID
+            out.append(label)
+        return out
+
+    def bound(self, m: dict, key: str, path: str) -> int | float | None | Any:
+        """An optional number (integer or decimal) bound of a number question."""
+        value = m.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            hint = ""
+            if isinstance(value, str):
+                hint = "; remove the quotes"
+            self.add(f"{path}.{key}", f"must be a number, found {_describe(value)}{hint}")
+            return _INVALID
+        if not math.isfinite(value) or abs(value) > 1e15:
+            self.add(f"{path}.{key}", f"must be a finite number of at most 1e15, found {value}")
+            return _INVALID
+        return value
+
     def design_problems(self, spec: dict) -> None:
-        for message in check_design(design_from_spec(spec), RESPONSE_TYPES):
+        design = design_from_spec(StudySpec.from_dict(spec))
+        for message in check_design(design, RESPONSE_TYPES):
             self.add(_design_problem_path(message), message)
 
 
@@ -989,62 +1118,3 @@ def _design_problem_path(message: str) -> str:
     if lowered.startswith("items_per_participant"):
         return "items_per_participant"
     return "response_rule"
-
-
-# --------------------------------------------------------------------------- dumping
-
-
-class _SpecDumper(yaml.SafeDumper):
-    def ignore_aliases(self, data: Any) -> bool:
-        # Anchors in the output (&id001) would only confuse a reader of an exported spec.
-        return True
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        # Indent list items under their key, as people write them by hand.
-        return super().increase_indent(flow, False)
-
-
-# Line breaks other than "\n": PyYAML's plain/single-quoted output mangles NEL (U+0085), and
-# a literal block would turn "\r\n" into "\n", so such text is written double-quoted (escaped).
-_ODD_BREAKS = frozenset("\r\x85\u2028\u2029")
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if _ODD_BREAKS.intersection(value):
-        style: str | None = '"'
-    else:
-        style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_SpecDumper.add_representer(str, _represent_str)
-
-
-def _ordered(mapping: dict, order: tuple[str, ...]) -> dict:
-    out = {k: mapping[k] for k in order if k in mapping}
-    out.update((k, v) for k, v in mapping.items() if k not in out)
-    return out
-
-
-def _canonical_order(spec: dict) -> dict:
-    def scale(s: dict) -> dict:
-        return _ordered(s, SCALE_KEYS)
-
-    out = _ordered(spec, TOP_LEVEL_KEYS)
-    if isinstance(out.get("completion"), dict):
-        out["completion"] = _ordered(out["completion"], COMPLETION_KEYS)
-    if isinstance(out.get("recruitment_params"), dict):
-        out["recruitment_params"] = _ordered(out["recruitment_params"], RECRUITMENT_KEYS)
-    if "factors" in out:
-        out["factors"] = [_ordered(f, FACTOR_KEYS) for f in out["factors"]]
-    if "response_rule" in out:
-        out["response_rule"] = [_ordered(r, RULE_KEYS) for r in out["response_rule"]]
-    if isinstance(out.get("analysis"), dict):
-        analysis = _ordered(out["analysis"], ANALYSIS_KEYS)
-        if isinstance(analysis.get("composites"), list):
-            analysis["composites"] = [_ordered(c, COMPOSITE_KEYS) for c in analysis["composites"]]
-        out["analysis"] = analysis
-    for key, order in (("questions", QUESTION_KEYS), ("attention_checks", ATTENTION_KEYS)):
-        if key in out:
-            out[key] = [{**_ordered(q, order), "scale": scale(q["scale"])} for q in out[key]]
-    return out

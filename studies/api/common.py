@@ -1,0 +1,89 @@
+"""What every API module shares: who may call, the study a request may act on, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import IntegrityError
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import permissions, serializers, status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.request import Request
+
+from studies import access
+from studies.access import Action
+from studies.errors import LaunchRefused, StudyStateError
+from studies.models import Study
+
+
+class IsResearcher(permissions.BasePermission):
+    """Any signed-in, active account; what it may touch is decided by studies.access."""
+
+    message = "Sign in first."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_active)
+
+
+def study_for(request: Request, slug: str, action: Action = Action.VIEW) -> Study:
+    """The study in the URL if the caller may do ``action``: 404 if they cannot see it, 403 if
+    their role is too low (DRF turns Django's Http404 and PermissionDenied into those)."""
+    return access.study_for(request.user, slug, action)
+
+
+class ProblemSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="Where the problem is, e.g. questions[2].scale.points")
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every refusal: a message, and the problems or reasons behind it."""
+
+    detail = serializers.CharField()
+    problems = ProblemSerializer(many=True, required=False)
+    reasons = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class Conflict(APIException):
+    """The study's state does not allow this now (e.g. editing a live study's design)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The study's state does not allow this."
+    default_code = "conflict"
+
+
+def problems_error(detail: str, problems: list[dict]) -> ValidationError:
+    return ValidationError({"detail": detail, "problems": problems})
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """Turn the services' refusals into 400/409 answers whose message says what to do."""
+    try:
+        yield
+    except LaunchRefused as exc:
+        raise Conflict({"detail": "the study cannot be launched", "reasons": exc.reasons}) from exc
+    except StudyStateError as exc:
+        raise Conflict({"detail": str(exc)}) from exc
+    except IntegrityError as exc:  # a race with another request creating the same name
+        raise ValidationError(
+            {"detail": "this conflicts with something just saved; retry"}
+        ) from exc
+    except ValueError as exc:
+        raise ValidationError({"detail": str(exc)}) from exc
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """Schema entries for the refusals an endpoint can answer with."""
+    described = {
+        400: "Bad input; nothing was changed.",
+        403: "Your role in the study does not allow this.",
+        404: "No such study (or not one you can see).",
+        409: "The study's state does not allow this now.",
+    }
+    return {code: OpenApiResponse(ErrorSerializer, description=described[code]) for code in codes}
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()

@@ -1,0 +1,1 @@
+"""A study's datasets for researchers: exports described by their codebook."""

@@ -1,0 +1,273 @@
+"""Every researcher route × every kind of user gets the right answer, and refusals store nothing.
+
+The routes come from the URLconf itself (pages, downloads and the API alike) and the admin
+from its registry, so a new route without a rule in ROUTES makes this test fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from studies.access import Action
+from studies.models import (
+    AnalysisResult,
+    GenerationJob,
+    LanguageModel,
+    ResponseVariant,
+    Study,
+    StudyMembership,
+)
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("owner", "editor", "viewer", "other", "anonymous")
+ROLE_ACTIONS = {
+    "owner": set(Action),
+    "editor": {Action.VIEW, Action.EDIT},
+    "viewer": {Action.VIEW},
+    "other": set(),
+    "anonymous": set(),
+}
+
+
+@dataclass
+class World:
+    study: Study
+    users: dict[str, object]
+    job: GenerationJob
+    variant: ResponseVariant
+    model: LanguageModel
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a route needs: a study action (None: any signed-in researcher) and how to call it."""
+
+    action: Action | None
+    methods: tuple[str, ...] = ("GET",)
+    kwargs: Callable[[World], dict] = lambda world: {}
+
+
+def _slug(world: World) -> dict:
+    return {"slug": world.study.slug}
+
+
+def _results(name_key: str | None = None, name: str | None = None) -> Callable[[World], dict]:
+    def kwargs(world: World) -> dict:
+        values = {"slug": world.study.slug, "include": "completed"}
+        if name_key:
+            values[name_key] = name
+        return values
+
+    return kwargs
+
+
+# Routes anyone may reach (sign-in pages, the landing page, the API's description).
+PUBLIC = {
+    "home",
+    "login",
+    "logout",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+    "api-schema",
+    "api-docs",
+}
+# Signed-in pages about the account itself, not a study.
+ACCOUNT = {"password_change", "password_change_done"}
+
+ROUTES: dict[str, Rule] = {
+    "studies:list": Rule(None),
+    "studies:models": Rule(None, ("GET", "POST")),
+    "studies:detail": Rule(Action.VIEW, kwargs=_slug),
+    "studies:generate": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:cancel-job": Rule(
+        Action.EDIT, ("POST",), lambda w: {"slug": w.study.slug, "pk": w.job.pk}
+    ),
+    "studies:results": Rule(Action.VIEW, kwargs=_slug),
+    "studies:recompute": Rule(Action.VIEW, ("POST",), _slug),
+    "studies:results-table": Rule(Action.VIEW, kwargs=_results("name", "descriptives")),
+    "studies:results-figure": Rule(Action.VIEW, kwargs=_results("name", "coefficients")),
+    "studies:results-report": Rule(Action.VIEW, kwargs=_results()),
+    "studies:results-ratings": Rule(Action.VIEW, kwargs=_results()),
+    "studies:api-models": Rule(None, ("GET", "POST")),
+    "studies:api-model": Rule(None, ("GET", "PUT"), lambda w: {"name": w.model.name}),
+    "studies:api-study-jobs": Rule(Action.VIEW, ("GET",), _slug),
+    "studies:api-job": Rule(Action.VIEW, kwargs=lambda w: {"pk": w.job.pk}),
+    "studies:api-job-cancel": Rule(Action.EDIT, ("POST",), lambda w: {"pk": w.job.pk}),
+}
+
+
+def _walk(patterns, prefix: str = "", namespace: str | None = None) -> Iterator[tuple[str, str]]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _walk(
+                pattern.url_patterns,
+                prefix + str(pattern.pattern),
+                pattern.namespace or namespace,
+            )
+        elif isinstance(pattern, URLPattern):
+            name = f"{namespace}:{pattern.name}" if namespace else pattern.name
+            yield name or "", prefix + str(pattern.pattern)
+
+
+def researcher_routes() -> list[tuple[str, str]]:
+    """Every named route outside the participant pages, the admin and static files."""
+    return [
+        (name, route)
+        for name, route in _walk(get_resolver().url_patterns)
+        if not route.startswith(("s/<", "admin/", "static/"))
+    ]
+
+
+def test_every_route_has_a_rule():
+    unruled = [
+        f"{name or '(unnamed)'} {route}"
+        for name, route in researcher_routes()
+        if name not in ROUTES and name not in PUBLIC and name not in ACCOUNT
+    ]
+    assert not unruled, "routes without a permission rule: " + ", ".join(unruled)
+
+
+def _snapshot() -> str:
+    """A digest of every row of the platform's own tables: equal means nothing was stored."""
+    digest = hashlib.sha256()
+    for app_label in ("studies", "annotation", "auth", "authtoken"):
+        for model in apps.get_app_config(app_label).get_models():
+            # last_login changes on every sign-in; it is not something a request stored.
+            rows = [
+                {k: v for k, v in row.items() if k != "last_login"}
+                for row in model.objects.order_by("pk").values()
+            ]
+            digest.update(json.dumps(rows, default=str, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker, seed_spec) -> Iterator[World]:
+    """One study with a member of each role, built once; each test's writes are rolled back."""
+    with django_db_blocker.unblock():
+        world = _build_world(seed_spec)
+        yield world
+        world.study.delete()
+        world.model.delete()
+        get_user_model().objects.filter(username__in=ROLES).delete()
+
+
+def _build_world(seed_spec) -> World:
+    from studies import services
+
+    users = get_user_model().objects
+    spec, rows = seed_spec
+    study = services.import_study(spec=spec, stimuli=rows)
+    people = {role: users.create_user(role, password=f"pw-{role}-123") for role in ROLES[:4]}
+    for role in ("owner", "editor", "viewer"):
+        StudyMembership.objects.create(study=study, user=people[role], role=role)
+    model = LanguageModel.objects.create(
+        name="shared-model",
+        backend="openai",
+        backend_settings={"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+        owner=people["owner"],
+    )
+    job = GenerationJob.objects.create(study=study, model=model, created_by=people["owner"])
+    variant = ResponseVariant.objects.filter(query__study=study).first()
+    AnalysisResult.objects.create(study=study, status="done", report={})
+    return World(study=study, users=people, job=job, variant=variant, model=model)
+
+
+def _client(world: World, role: str) -> Client:
+    client = Client()
+    if role != "anonymous":
+        client.force_login(world.users[role])
+    return client
+
+
+def _call(client: Client, method: str, url: str):
+    if method == "GET":
+        return client.get(url)
+    return getattr(client, method.lower())(url, data={}, content_type="application/json")
+
+
+def _expectation(rule: Rule, role: str, url: str) -> str:
+    if role == "anonymous":
+        return "login"
+    if rule.action is None:
+        return "allowed"
+    if role == "other":
+        return "not_found"
+    return "allowed" if rule.action in ROLE_ACTIONS[role] else "forbidden"
+
+
+def _check(expected: str, response, url: str, method: str, role: str) -> str | None:
+    status = response.status_code
+    where = f"{method} {url} as {role}: got {status}"
+    if status >= 500:
+        return f"{where} (server error)"
+    if expected == "login":
+        if url.startswith("/api/"):
+            return None if status in (401, 403) else f"{where}, expected 401/403"
+        location = response.get("Location", "")
+        return None if status == 302 and "/accounts/login/" in location else f"{where}, expected login"
+    if expected == "not_found":
+        return None if status == 404 else f"{where}, expected 404"
+    if expected == "forbidden":
+        return None if status == 403 else f"{where}, expected 403"
+    return None if status not in (401, 403, 404, 405) else f"{where}, expected access"
+
+
+@pytest.mark.parametrize("name", sorted(ROUTES))
+def test_route_answers_each_kind_of_user(name, world):
+    rule = ROUTES[name]
+    url = reverse(name, kwargs=rule.kwargs(world))
+    failures = []
+    for role in ROLES:
+        expected = _expectation(rule, role, url)
+        for method in rule.methods:
+            client = _client(world, role)
+            before = _snapshot() if expected != "allowed" and method != "GET" else None
+            with transaction.atomic():
+                sid = transaction.savepoint()
+                response = _call(client, method, url)
+                if before is not None and _snapshot() != before:
+                    failures.append(f"{method} {url} as {role} stored something")
+                transaction.savepoint_rollback(sid)
+            problem = _check(expected, response, url, method, role)
+            if problem:
+                failures.append(problem)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    "model_admin",
+    [pytest.param(ma, id=f"{m._meta.app_label}.{m._meta.model_name}") for m, ma in admin.site._registry.items()],
+)
+def test_admin_is_for_superusers_only(model_admin, world):
+    meta = model_admin.model._meta
+    urls = [
+        reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"),
+        reverse(f"admin:{meta.app_label}_{meta.model_name}_add"),
+    ]
+    for role in ROLES:
+        client = _client(world, role)
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code == 302 and "/admin/login/" in response["Location"], (
+                f"GET {url} as {role}: {response.status_code}"
+            )
+    superuser = get_user_model().objects.create_superuser("root", password="pw-root-123")
+    client = Client()
+    client.force_login(superuser)
+    assert client.get(urls[0]).status_code == 200
