@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from annotation.models import BlockAnswer, Participant, Rating, Slot, SlotItem, Trial
 from annotation.pseudonyms import pseudonym_for
+from studies.domain import LONG_FORMAT_BASE, LONG_FORMAT_TAIL
 from studies.models import Query, Question, QuestionnaireBlock, Scenario, Study
 
 
@@ -157,25 +158,11 @@ def participant_by_external_id(study: Study, external_id: str) -> Participant | 
     )
 
 
-LONG_FORMAT_BASE = [
-    "participant_id",
-    "participant_status",
-    "query_id",
-    "category",
-    "topic",
-    "motivation",
-    "response_type",
-    "question",
-    "value",
-]
-LONG_FORMAT_TAIL = ["kind", "correct", "item_position", "shown_at", "answered_at", "ms_on_page"]
-
-
 def long_format_columns(study: Study) -> list[str]:
     """The export's columns: the fixed ones, one per further factor, then stimulus/timing ones."""
     factors = [f["name"] for f in study.design.get("factors", [])]
     extra = [name for name in factors if name not in LONG_FORMAT_BASE]
-    return LONG_FORMAT_BASE + extra + LONG_FORMAT_TAIL
+    return [*LONG_FORMAT_BASE, *extra, *LONG_FORMAT_TAIL]
 
 
 def ratings_long_format(study: Study, statuses: tuple[str, ...] | None = None):

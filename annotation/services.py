@@ -399,6 +399,40 @@ def record_block_answers(
 
 
 def release_expired_slots(*, now: datetime | None = None) -> int:
-    """Periodic sweep over every running study (the join path also sweeps, lazily)."""
-    running = Study.objects.filter(status__in=(Study.Status.LIVE, Study.Status.PAUSED))
+    """Periodic sweep over every study people may still be taking (the join path also
+    sweeps, lazily); a closed study's time limit still holds for those in progress."""
+    running = Study.objects.filter(
+        status__in=(Study.Status.LIVE, Study.Status.PAUSED, Study.Status.CLOSED)
+    )
     return sum(expire_overdue_participants(study=study, now=now) for study in running)
+
+
+@transaction.atomic
+def exclude_participant(*, participant: Participant, reason: str, actor=None) -> Participant:
+    """Exclude a participant from the data: status excluded, their slot freed for someone
+    else (the cell keeps its target), and an audit row with the reason."""
+    from studies.services import record_audit  # studies.services imports this module
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("give a reason for the exclusion")
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    if participant.status == Participant.Status.EXCLUDED:
+        return participant
+    previous, slot_id = participant.status, participant.slot_id
+    if slot_id is not None:
+        # A completed slot is freed too: the excluded answers no longer fill the cell.
+        Slot.objects.filter(pk=slot_id).update(status=Slot.Status.FREE, claimed_at=None)
+    participant.slot = None
+    participant.status = Participant.Status.EXCLUDED
+    participant.save(update_fields=["status", "slot", "last_seen_at"])
+    record_audit(
+        study=participant.study,
+        action="participant_excluded",
+        actor=actor,
+        participant=participant.pseudonym,
+        old=previous,
+        slot=slot_id,
+        reason=reason,
+    )
+    return participant

@@ -19,11 +19,11 @@ from annotation import selectors, services
 from annotation.answers import DEFAULT_MAX_LENGTH
 from annotation.errors import AnswersInvalid, ParticipationEnded, StudyFull, TopicInvalid
 from annotation.models import Participant, SlotItem
+from studies.domain import STUDY_ARRIVAL_STATUSES
 from studies.models import Question, Study
 
-OPEN_STATUSES = (Study.Status.LIVE,)
-# Participants already in a paused study may finish; nobody new may join.
-CONTINUE_STATUSES = (Study.Status.LIVE, Study.Status.PAUSED)
+# New participants may join only a live study (the status groups live in studies.domain).
+OPEN_STATUSES = STUDY_ARRIVAL_STATUSES
 
 
 def _session_key(study: Study) -> str:
@@ -291,7 +291,7 @@ def block(request: HttpRequest, study: Study, participant: Participant, key: str
     progress = selectors.progress(participant, block=current)
     context = {
         "study": study,
-        "block": current,
+        "questionnaire": current,
         "fields": [
             _block_field(q, errors.get(q.key, ""), submitted.get(q.key, "")) for q in questions
         ],

@@ -50,16 +50,25 @@ class ReviewFilter(django_filters.FilterSet):
 
     q = django_filters.CharFilter(method="filter_search", label="Search text or query id")
     category = django_filters.ChoiceFilter(
-        field_name="query__category", label="Category", choices=[]
+        empty_label="any", field_name="query__category", label="Category", choices=[]
     )
     response_type = django_filters.ChoiceFilter(
-        label="Response type", choices=[(t, RESPONSE_TYPE_LABELS[t]) for t in RESPONSE_TYPES]
+        empty_label="any",
+        label="Response type",
+        choices=[(t, RESPONSE_TYPE_LABELS[t]) for t in RESPONSE_TYPES],
     )
     status = django_filters.ChoiceFilter(
-        field_name="review_status", label="Review status", choices=ResponseVariant.ReviewStatus
+        empty_label="any",
+        field_name="review_status",
+        label="Review status",
+        choices=ResponseVariant.ReviewStatus,
     )
-    model = django_filters.ChoiceFilter(method="filter_model", label="Model", choices=[])
-    source = django_filters.ChoiceFilter(label="Source", choices=ResponseVariant.Source)
+    model = django_filters.ChoiceFilter(
+        empty_label="any", method="filter_model", label="Model", choices=[]
+    )
+    source = django_filters.ChoiceFilter(
+        empty_label="any", label="Source", choices=ResponseVariant.Source
+    )
 
     class Meta:
         model = ResponseVariant
@@ -190,9 +199,7 @@ def side_by_side(query) -> list[TypeColumn]:
             "response_type", "model_name", "sample"
         )
     )
-    types = list(RESPONSE_TYPES) + sorted(
-        {v.response_type for v in variants} - set(RESPONSE_TYPES)
-    )
+    types = list(RESPONSE_TYPES) + sorted({v.response_type for v in variants} - set(RESPONSE_TYPES))
     return [
         TypeColumn(
             response_type=t,

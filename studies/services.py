@@ -19,7 +19,7 @@ from studies.models import (
     Study,
     StudyMembership,
 )
-from studies.spec import BlockQuestionSpec, ScaleSpec, StudySpec
+from studies.spec import BlockQuestionSpec, ScaleSpec, StudySpec, load_spec_data
 from studies.stimuli_file import StimulusRow
 
 # The statuses whose design and stimuli may change (the one definition is in studies.domain).
@@ -76,6 +76,9 @@ def import_study(
     if not isinstance(spec, StudySpec):
         # A dict has not been through validation: load_spec_data(d) makes it a StudySpec.
         raise TypeError(f"import_study needs a StudySpec, got {type(spec).__name__}")
+    # A StudySpec changed with dataclasses.replace skipped the validator: check it again
+    # (SpecError), so no entry point can store a design the spec format would refuse.
+    load_spec_data(spec.to_dict(), source=spec.slug)
     study = Study.objects.select_for_update().filter(slug=spec.slug).first()
     if study is not None and study.status not in EDITABLE_STATUSES:
         raise StudyStateError(

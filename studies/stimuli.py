@@ -260,6 +260,5 @@ class QueryRow:
 def query_rows(queries: list[Query]) -> list[QueryRow]:
     approved = approved_types(queries)
     return [
-        QueryRow(query=q, types=[(t, t in approved[q.pk]) for t in RESPONSE_TYPES])
-        for q in queries
+        QueryRow(query=q, types=[(t, t in approved[q.pk]) for t in RESPONSE_TYPES]) for q in queries
     ]

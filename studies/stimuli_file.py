@@ -9,15 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studies.domain import RESPONSE_TYPES
+from studies.domain import MOTIVATION_LEVELS, RESPONSE_TYPES, SCENARIO_COLUMNS, scenario_column
 
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "query_id",
-    "query",
-    "category",
-    "benign_scenario",
-    "malicious_scenario",
-)
+# One scenario column per motivation level (benign_scenario, malicious_scenario).
+REQUIRED_COLUMNS: tuple[str, ...] = ("query_id", "query", "category", *SCENARIO_COLUMNS)
 OPTIONAL_COLUMNS: tuple[str, ...] = ("topic",)
 KNOWN_COLUMNS: frozenset[str] = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS + RESPONSE_TYPES)
 
@@ -39,6 +34,11 @@ class StimulusRow:
     responses: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     line: int = 0
+
+    @property
+    def scenarios(self) -> dict[str, str]:
+        """The scenario text for each motivation level."""
+        return {m: getattr(self, scenario_column(m)) for m in MOTIVATION_LEVELS}
 
 
 class StimuliFileError(Exception):
@@ -255,8 +255,7 @@ def _build_rows(records: Iterator[_Record], problems: list[str]) -> list[Stimulu
                 query=cleaned["query"],
                 category=cleaned["category"],
                 topic=cleaned.get("topic", ""),
-                benign_scenario=cleaned["benign_scenario"],
-                malicious_scenario=cleaned["malicious_scenario"],
+                **{column: cleaned[column] for column in SCENARIO_COLUMNS},
                 responses={t: cleaned[t] for t in RESPONSE_TYPES if cleaned.get(t)},
                 metadata={k: v for k, v in cleaned.items() if k not in KNOWN_COLUMNS and v},
                 line=line,

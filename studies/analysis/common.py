@@ -8,12 +8,12 @@ from typing import Any
 
 import pandas as pd
 
-from studies.domain import RESPONSE_TYPES
+from studies.domain import MOTIVATION_LEVELS, RESPONSE_TYPES
 
 # Reports list levels in the order a reader expects (the paper's), not alphabetically.
 _PREFERRED_ORDER: dict[str, tuple[str, ...]] = {
     "response_type": RESPONSE_TYPES,
-    "motivation": ("benign", "malicious"),
+    "motivation": MOTIVATION_LEVELS,
     "alignment": ("aligned", "misaligned"),
 }
 

@@ -8,25 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "participant_id",
-    "query_id",
-    "category",
-    "motivation",
-    "response_type",
-    "question",
-    "value",
-)
+from studies.domain import LONG_FORMAT_COLUMNS, LONG_FORMAT_REQUIRED
+
+REQUIRED_COLUMNS: tuple[str, ...] = LONG_FORMAT_REQUIRED
+# The export's other fixed columns, and the seed design's alignment factor.
 OPTIONAL_COLUMNS: tuple[str, ...] = (
     "alignment",
-    "topic",
-    "item_position",
-    "shown_at",
-    "answered_at",
-    "ms_on_page",
-    "participant_status",
-    "kind",
-    "correct",
+    *(c for c in LONG_FORMAT_COLUMNS if c not in LONG_FORMAT_REQUIRED),
 )
 # Any further column is carried along as an extra factor (e.g. refusal_strategy).
 LONG_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS

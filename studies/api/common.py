@@ -34,6 +34,9 @@ def study_for(request: Request, slug: str, action: Action = Action.VIEW) -> Stud
 
 class ProblemSerializer(serializers.Serializer):
     path = serializers.CharField(help_text="Where the problem is, e.g. questions[2].scale.points")
+    line = serializers.IntegerField(
+        required=False, allow_null=True, help_text="The line, for a spec sent as YAML."
+    )
     message = serializers.CharField()
 
 

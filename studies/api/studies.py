@@ -12,7 +12,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -28,7 +29,7 @@ from studies.api.common import (
     study_for,
 )
 from studies.models import AuditEvent, Query, Study
-from studies.spec import SpecError, load_spec_data, spec_dict
+from studies.spec import SpecError, load_spec, load_spec_data, spec_dict
 
 # --- Studies ------------------------------------------------------------------------------
 
@@ -73,8 +74,53 @@ class StudyDetailSerializer(StudySerializer):
         return spec_dict(selectors.study_spec(study))
 
 
+class SpecText(str):
+    """A spec sent as YAML text: validated by load_spec, so problems carry line numbers."""
+
+
+class YAMLSpecParser(BaseParser):
+    """A spec file's YAML as the request body (``--data-binary @study.yaml``)."""
+
+    media_type = "application/yaml"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> SpecText:
+        try:
+            return SpecText(stream.read().decode("utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise ParseError("the spec must be UTF-8 text") from exc
+
+
+class XYAMLSpecParser(YAMLSpecParser):
+    media_type = "application/x-yaml"
+
+
+class TextYAMLSpecParser(YAMLSpecParser):
+    media_type = "text/yaml"
+
+
+SPEC_PARSERS = [JSONParser, YAMLSpecParser, XYAMLSpecParser, TextYAMLSpecParser]
+SPEC_REQUEST = {
+    "application/json": OpenApiTypes.OBJECT,
+    "application/yaml": OpenApiTypes.STR,
+}
+
+
+def _spec_problems(exc: SpecError) -> ValidationError:
+    return problems_error(
+        f"the spec has {len(exc.problems)} problem(s)",
+        [{"path": p.path, "line": p.line, "message": p.message} for p in exc.problems],
+    )
+
+
 def _spec_from_request(data: object, *, slug: str | None = None):
-    """Validate a JSON spec exactly as a spec file is validated; 400 lists every problem."""
+    """Validate a spec (JSON object or YAML text) exactly as a spec file is validated; the
+    400 answer lists every problem with its path (and line, for YAML)."""
+    if isinstance(data, SpecText):
+        try:
+            spec = load_spec(data, source="<request>")
+        except SpecError as exc:
+            raise _spec_problems(exc) from exc
+        return _check_slug(spec, slug)
     if not isinstance(data, dict):
         raise problems_error(
             "the body must be a study spec as a JSON object",
@@ -88,10 +134,11 @@ def _spec_from_request(data: object, *, slug: str | None = None):
     try:
         spec = load_spec_data(data, source="<request>")
     except SpecError as exc:
-        raise problems_error(
-            f"the spec has {len(exc.problems)} problem(s)",
-            [{"path": p.path, "message": p.message} for p in exc.problems],
-        ) from exc
+        raise _spec_problems(exc) from exc
+    return _check_slug(spec, slug)
+
+
+def _check_slug(spec, slug: str | None):
     if slug is not None and spec.slug != slug:
         raise problems_error(
             "the spec's slug differs from the study's",
@@ -104,7 +151,7 @@ class StudyListView(generics.ListAPIView):
     """The studies you are a member of (all of them for superusers)."""
 
     permission_classes = [IsResearcher]
-    parser_classes = [JSONParser]
+    parser_classes = SPEC_PARSERS
     serializer_class = StudySerializer
     filterset_fields = ["status"]
 
@@ -112,10 +159,11 @@ class StudyListView(generics.ListAPIView):
         return access.studies_for(self.request.user, Action.VIEW).order_by("-created_at")
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
+        request=SPEC_REQUEST,
         responses={201: StudyDetailSerializer, **errors(400)},
-        description="Create a draft study from a spec given as JSON (the format of a spec "
-        "file); you become its owner. Every problem comes back with its path.",
+        description="Create a draft study from a spec: a JSON object, or a spec file's YAML "
+        "(Content-Type: application/yaml; its stimuli line is ignored: upload stimuli "
+        "separately). You become its owner. Every problem comes back with its path.",
     )
     def post(self, request):
         spec = _spec_from_request(request.data)
@@ -134,7 +182,7 @@ class StudyListView(generics.ListAPIView):
 
 class StudyDetailView(APIView):
     permission_classes = [IsResearcher]
-    parser_classes = [JSONParser]
+    parser_classes = SPEC_PARSERS
     serializer_class = StudyDetailSerializer
 
     @extend_schema(responses={200: StudyDetailSerializer, **errors(404)})
@@ -143,7 +191,7 @@ class StudyDetailView(APIView):
         return Response(StudyDetailSerializer(study, context={"request": request}).data)
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
+        request=SPEC_REQUEST,
         responses={200: StudyDetailSerializer, **errors(400, 403, 404, 409)},
         description="Replace the design of a draft (or in-review) study with this spec.",
     )

@@ -172,6 +172,17 @@ class MetadataForm(forms.Form):
         return {k: v for k, v in data.items() if v is not None}
 
 
+class DesignSizeForm(forms.Form):
+    """Items per participant, also on the design page: it must fit the within cells."""
+
+    items_per_participant = forms.IntegerField(
+        min_value=1, help_text="A multiple of the number of within-participant cells."
+    )
+
+    def changes(self) -> dict:
+        return dict(self.cleaned_data)
+
+
 class TextsForm(forms.Form):
     consent = forms.CharField(widget=textarea(14), help_text="Markdown.")
     instructions = forms.CharField(widget=textarea(14), help_text="Markdown.")
@@ -220,7 +231,7 @@ class AnalysisForm(forms.Form):
 class FactorForm(forms.Form):
     name = forms.CharField(required=False, max_length=64)
     levels = forms.CharField(required=False, widget=textarea(4), help_text="One level per line.")
-    assignment = forms.ChoiceField(choices=ASSIGNMENTS)
+    assignment = forms.ChoiceField(choices=ASSIGNMENTS, initial="within")
 
     def item(self) -> dict:
         d = self.cleaned_data

@@ -260,6 +260,10 @@ class DesignSection(Section):
     def __init__(self, spec: dict, data: QueryDict | None = None) -> None:
         super().__init__(spec, data)
         saved = spec.get("factors") or []
+        # Changing the within factors often changes how many items fit: both on one page.
+        self.size = bf.DesignSizeForm(
+            data, initial={"items_per_participant": spec.get("items_per_participant")}
+        )
         self.factors = ListPart(
             form_class=bf.FactorForm,
             prefix="factor",
@@ -299,12 +303,19 @@ class DesignSection(Section):
         return name
 
     def parts(self) -> list:
-        return [self.factors, self.rule]
+        return [self.size, self.factors, self.rule]
 
     def changes(self) -> dict:
-        return {"factors": self.factors.items(), "response_rule": self.rule.items()}
+        return {
+            **self.size.changes(),
+            "factors": self.factors.items(),
+            "response_rule": self.rule.items(),
+        }
 
     def place(self, path: str, message: str) -> bool:
+        if path == "items_per_participant":
+            self.size.add_error("items_per_participant", message)
+            return True
         return self.factors.place("factors", path, message) or self.rule.place(
             "response_rule", path, message
         )

@@ -23,7 +23,7 @@ BLOCK_VALUE_ENCODING: dict[str, str] = {
     "single_choice": "the label of the option chosen, exactly as listed",
     "multiple_choice": 'the labels chosen as a JSON list in option order, e.g. ["A", "C"]',
     "free_text": "the text as typed (line breaks as \\n), verbatim: not escaped for spreadsheets",
-    "number": "the number entered, written as typed: 3, 2.5 (no thousands separator)",
+    "number": "the number entered in decimal notation: 3, 2.5 (whole numbers without a point)",
 }
 
 BLOCK_ANSWER_DESCRIPTIONS: dict[str, tuple[str, str]] = {
@@ -92,7 +92,7 @@ def _ratings_columns(study: Study, item_questions, checks) -> list[dict[str, Any
         "question": ("category", [q.key for q in scored]),
         "value": ("integer", f"1–{max_points}" if max_points else "scale points from 1"),
         "kind": ("category", list(SlotItem.Kind.values)),
-        "correct": ("integer", "an attention check's correct point; empty for stimuli"),
+        "correct": ("integer", f"1–{max_points} on attention rows; empty for stimuli"),
         "item_position": ("integer", f"1–{study.items_per_participant + len(checks)}"),
         "shown_at": ("datetime", "ISO 8601, UTC"),
         "answered_at": ("datetime", "ISO 8601, UTC"),
@@ -259,7 +259,8 @@ def _block_details(question: dict[str, Any]) -> str:
     if kind == "likert":
         return _scale_text(question["scale"])
     if kind in ("single_choice", "multiple_choice"):
-        return "options: " + "; ".join(question["options"])
+        # Quoted, since a label may itself contain commas or semicolons.
+        return "options: " + ", ".join(f'"{option}"' for option in question["options"])
     if kind == "free_text":
         return f"at most {question['max_length'] or DEFAULT_MAX_LENGTH} characters"
     if kind == "number":

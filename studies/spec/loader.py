@@ -464,7 +464,8 @@ class _Checker:
             self.add(path, f"must be a list of {what}, found {_describe(value)}")
             return _INVALID
         if len(value) < min_items:
-            self.add(path, f"must contain at least {min_items} {what.rstrip('s')}")
+            noun = what.rstrip("s") if min_items == 1 else what
+            self.add(path, f"must contain at least {min_items} {noun}")
             return _INVALID
         return value
 
@@ -546,9 +547,10 @@ class _Checker:
         return out
 
     def composites(self, m: dict, question_keys: list[str]) -> list | Any:
-        items = self.sequence(
-            m.get("composites", []), "analysis.composites", min_items=0, what="composites"
-        )
+        value = m.get("composites")
+        if value is None:  # absent or null: no composites
+            return []
+        items = self.sequence(value, "analysis.composites", min_items=0, what="composites")
         if items is _INVALID:
             return _INVALID
         out = []

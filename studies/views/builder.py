@@ -173,6 +173,7 @@ def _section_page(
     *,
     template: str,
     context: dict | None = None,
+    success_url: str | None = None,
 ) -> HttpResponse:
     spec = spec_dict(selectors.study_spec(study))
     state = _edit_state(request, study)
@@ -196,7 +197,7 @@ def _section_page(
                 saved = _save(request, study, section, summary)
                 if saved:
                     messages.success(request, f"{section.title} saved.")
-                    return redirect(request.path)
+                    return redirect(success_url or request.path)
                 status = 400
     return render(
         request,
@@ -294,6 +295,7 @@ def edit_block(request: HttpRequest, slug: str, key: str | None = None) -> HttpR
         BlockSection,
         template="studies/builder/section_block.html",
         context={"block_key": key},
+        success_url=reverse("studies:design-blocks", args=[study.slug]),
     )
 
 

@@ -32,14 +32,18 @@ class EditTextForm(forms.Form):
     )
 
 
-def _back(request: HttpRequest, study: Study) -> HttpResponseRedirect:
-    """Back to where the researcher came from (a filtered review page), if it is ours."""
+def _next(request: HttpRequest) -> str:
+    """Where the researcher came from (a filtered review page), if it is on this site."""
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(
+    if url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        target = reverse("studies:review", args=[study.slug])
-    return HttpResponseRedirect(target)
+        return target
+    return ""
+
+
+def _back(request: HttpRequest, study: Study) -> HttpResponseRedirect:
+    return HttpResponseRedirect(_next(request) or reverse("studies:review", args=[study.slug]))
 
 
 def _variant(study: Study, pk: int) -> ResponseVariant:
@@ -153,8 +157,10 @@ def edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             except StudyStateError as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"Saved the text of {variant.query.query_id} · "
-                                 f"{variant.response_type}.")
+                messages.success(
+                    request,
+                    f"Saved the text of {variant.query.query_id} · {variant.response_type}.",
+                )
                 return _back(request, study)
         status = 400
     else:
@@ -170,7 +176,7 @@ def edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             "form": form,
             "editable": editable,
             "can_review": editable and access.can(request.user, Action.EDIT, study),
-            "next": request.POST.get("next") or request.GET.get("next") or "",
+            "next": _next(request),
         },
         status=status,
     )

@@ -84,3 +84,19 @@ def add_blocks(study: Study) -> tuple[QuestionnaireBlock, QuestionnaireBlock]:
 
 GOOD_BEFORE = {"age_group": "25–34", "ai_tools": ["Gemini", "ChatGPT"], "chatbot_days": "3"}
 GOOD_AFTER = {"ai_trust": "4", "comment": ""}
+
+
+def take_part(client, study: Study, pid: str, *, before: dict | None, after: dict | None):
+    """A participant through the real pages: consent, the before block, every item, the after
+    block (each block only if answers are given; the run stops at the first one not given)."""
+    from tests.annotation.test_views import answer_page, start
+
+    response = start(client, study, pid=pid)
+    if before is None:
+        return response
+    response = client.post(response.request["PATH_INFO"], before, follow=True)
+    while "/item/" in response.request["PATH_INFO"]:
+        response, _ = answer_page(client, study, response)
+    if after is None:
+        return response
+    return client.post(response.request["PATH_INFO"], after, follow=True)

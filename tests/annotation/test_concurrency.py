@@ -60,3 +60,31 @@ def test_more_joiners_than_slots_fill_exactly_the_plan(make_study):
         str(sorted(s.cell.items())) for s in Slot.objects.filter(study=study, pk__in=taken)
     )
     assert max(per_cell.values()) - min(per_cell.values()) <= 1
+
+
+def test_a_block_submitted_from_several_tabs_at_once_is_stored_once(make_study):
+    from annotation.models import BlockAnswer, Participant
+    from tests.annotation.block_fixtures import GOOD_BEFORE, add_blocks
+
+    study = make_study(target_participants=2)
+    add_blocks(study)
+    participant = services.join_study(study=study, external_id="tabs", recruitment={})
+    services.give_consent(participant=participant)
+    services.mark_instructions_read(participant=participant)
+    tabs = 8
+    barrier = threading.Barrier(tabs)
+
+    def submit(_: int) -> str:
+        barrier.wait()
+        try:
+            return services.record_block_answers(
+                participant=participant, block_key="demographics", raw_answers=GOOD_BEFORE
+            ).status
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=tabs) as pool:
+        outcomes = Counter(pool.map(submit, range(tabs)))
+    assert outcomes == {"stored": 1, "duplicate": tabs - 1}
+    assert BlockAnswer.objects.filter(participant=participant).count() == 3
+    assert Participant.objects.get(pk=participant.pk).completed_blocks == ["demographics"]

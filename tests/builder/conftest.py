@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from html.parser import HTMLParser
 
@@ -95,9 +96,10 @@ def field_block(html: str, name: str) -> str:
 
 
 def errors_of(html: str, name: str) -> str:
+    """The error messages shown next to a field, as text."""
     block = field_block(html, name)
     match = re.search(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', block, re.S)
-    return match.group(1) if match else ""
+    return html_lib.unescape(match.group(1)) if match else ""
 
 
 @pytest.fixture

@@ -18,9 +18,10 @@ def client_for(user) -> Client:
 @pytest.fixture
 def people(db) -> dict:
     users = get_user_model().objects
-    return {name: users.create_user(name, password=f"pw-{name}-123") for name in (
-        "owner", "editor", "viewer", "stranger"
-    )}
+    return {
+        name: users.create_user(name, password=f"pw-{name}-123")
+        for name in ("owner", "editor", "viewer", "stranger")
+    }
 
 
 def add_members(study, people) -> None:

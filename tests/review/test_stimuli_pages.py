@@ -250,12 +250,10 @@ def test_query_table_marks_types_without_an_approved_text(study, people):
         query__study=study, query__query_id="q01", response_type="redirection"
     ).update(review_status="rejected")
     html = client_for(people["viewer"]).get(f"/studies/{study.slug}/queries/").content.decode()
-    rows = {m[0]: m[1] for m in re.findall(r"/queries/(q\d+)/\">.*?</tr>", html, re.S) and []}
     q01 = html.split("/queries/q01/")[1].split("</tr>")[0]
     q02 = html.split("/queries/q02/")[1].split("</tr>")[0]
     assert q01.count(">missing<") == 1 and q01.count(">approved<") == 4
     assert q02.count(">approved<") == 5
-    assert rows == {}
 
 
 def test_query_table_is_paginated(study, people, monkeypatch):
@@ -273,7 +271,7 @@ def test_query_page_shows_scenarios_and_the_types_side_by_side(study, people):
     client = client_for(people["editor"])
     html = client.get(f"/studies/{study.slug}/queries/q01/").content.decode()
     scenario = Scenario.objects.get(query__study=study, query__query_id="q01", motivation="benign")
-    assert scenario.text.split(",")[0] in html
+    assert "best man at Sam" in scenario.text and "best man at Sam" in html
     for label in (
         "Direct refusal",
         "Explanation-based refusal",
@@ -294,3 +292,16 @@ def test_viewer_sees_the_query_page_without_buttons(study, people):
     html = client_for(people["viewer"]).get(f"/studies/{study.slug}/queries/q01/")
     assert html.status_code == 200
     assert "review/" not in html.content.decode().split("<h2>Responses by type</h2>")[1]
+
+
+def test_jsonl_files_preview_and_import_too(study, people, staging):
+    client = client_for(people["editor"])
+    line = json.dumps(new_row("q77"))
+    preview = upload(client, study, (line + "\n").encode(), name="more.jsonl")
+    assert preview.status_code == 200
+    assert "A brand-new question q77?" in preview.content.decode()
+    client.post(
+        f"/studies/{study.slug}/stimuli/confirm/", {"token": token_in(preview.content.decode())}
+    )
+    assert Query.objects.filter(study=study, query_id="q77").exists()
+    assert Query.objects.filter(study=study).count() == 17

@@ -11,7 +11,15 @@ from django.db import DataError
 from annotation.models import Slot, SlotItem
 from studies import selectors, services
 from studies.errors import LaunchRefused, StudyStateError
-from studies.models import AuditEvent, Query, ResponseVariant, Study
+from studies.models import (
+    AuditEvent,
+    Query,
+    Question,
+    QuestionnaireBlock,
+    ResponseVariant,
+    Study,
+)
+from studies.spec import AnalysisSpec, dump_spec, load_spec
 from studies.stimuli_file import parse_stimuli
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +47,10 @@ def test_spec_round_trips_through_the_database(seed_spec, every_type_spec):
 def test_reimport_updates_the_draft_in_place(seed_spec):
     spec, rows = seed_spec
     first = services.import_study(spec=spec, stimuli=rows)
-    spec = dataclasses.replace(spec, title="A new title", questions=spec.questions[:3])
+    # The composites name questions dropped here, so the analysis section goes too.
+    spec = dataclasses.replace(
+        spec, title="A new title", questions=spec.questions[:3], analysis=AnalysisSpec()
+    )
     second = services.import_study(spec=spec)
     assert first.pk == second.pk
     assert Study.objects.get(pk=first.pk).title == "A new title"
@@ -142,3 +153,54 @@ def test_launching_twice_is_refused(make_study):
     with pytest.raises(LaunchRefused, match="live"):
         services.launch_study(study=study)
     assert Slot.objects.filter(study=study).count() == 4
+
+
+def test_import_writes_blocks_and_their_questions_by_type(every_type_spec):
+    spec, rows = every_type_spec
+    study = services.import_study(spec=spec, stimuli=rows)
+    blocks = list(QuestionnaireBlock.objects.filter(study=study).order_by("order"))
+    assert [(b.key, b.placement, b.order) for b in blocks] == [
+        ("demographics", "before", 0),
+        ("final_comment", "after", 1),
+    ]
+    assert blocks[0].title == "About you" and blocks[0].intro_md.startswith("A few questions")
+    by_key = {q.key: q for q in Question.objects.filter(study=study, block__isnull=False)}
+    keys = ("age_group", "ai_tools", "chatbot_days", "ai_trust")
+    age, tools, days, trust = (by_key[k] for k in keys)
+    assert (age.kind, age.block, age.order, age.required) == ("single_choice", blocks[0], 0, True)
+    assert age.options == ["18–24", "25–34", "35–44", "45 or older"]
+    assert age.points is None and age.max_length is None and age.anchors == {}
+    assert tools.kind == "multiple_choice" and tools.required is False
+    assert (days.kind, days.min_value, days.max_value, days.options) == ("number", 0, 7, [])
+    assert (trust.kind, trust.points, trust.anchors["5"]) == ("likert", 5, "Strongly agree")
+    comment = by_key["comment"]
+    assert (comment.kind, comment.max_length, comment.block) == ("free_text", 500, blocks[1])
+    # Item questions stay as they were: no block, Likert, in their own order.
+    items = Question.objects.filter(study=study, block__isnull=True, is_attention_check=False)
+    assert list(items.order_by("order").values_list("key", "kind")) == [
+        ("helpfulness", "likert"),
+        ("appropriateness", "likert"),
+        ("frustration", "likert"),
+    ]
+
+
+def test_blocks_round_trip_and_reimport_replaces_them(every_type_spec):
+    spec, rows = every_type_spec
+    study = services.import_study(spec=spec, stimuli=rows)
+    assert selectors.study_spec(study).blocks == spec.blocks
+    assert load_spec(dump_spec(selectors.study_spec(study))) == dataclasses.replace(
+        spec, stimuli=None
+    )
+    services.import_study(spec=dataclasses.replace(spec, blocks=spec.blocks[1:]))
+    assert list(QuestionnaireBlock.objects.filter(study=study).values_list("key", flat=True)) == [
+        "final_comment"
+    ]
+    assert not Question.objects.filter(study=study, key="age_group").exists()
+    assert selectors.study_spec(study).blocks == spec.blocks[1:]
+
+
+def test_blocks_do_not_change_what_launch_needs(make_study, every_type_spec):
+    study = make_study(launch=False, base=every_type_spec)
+    assert study.blocks.count() == 2
+    assert selectors.launch_problems(study) == []
+    assert services.launch_study(study=study) == study.target_participants

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -232,6 +233,53 @@ def test_stimuli_is_kept_only_when_given():
     spec = load_spec(BASE + "stimuli: data/stimuli.csv\n")
     assert spec.stimuli == "data/stimuli.csv"
     assert list(spec.to_dict())[-1] == "stimuli"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "description",
+        "time_limit_minutes",
+        "recruitment_params",
+        "topic_choice",
+        "seed",
+        "blocks",
+        "analysis",
+        "stimuli",
+    ],
+)
+def test_optional_top_level_field_given_as_null_takes_its_default(key):
+    assert load_spec(BASE + f"{key}: null\n") == load_spec(BASE)
+
+
+def test_stimuli_null_means_no_stimuli_file(tmp_path):
+    (tmp_path / "study.yaml").write_text(BASE + "stimuli: null\n")
+    spec, stimuli = load_spec_file(tmp_path / "study.yaml")
+    assert spec.stimuli is None and stimuli is None
+    assert "stimuli" not in spec.to_dict()
+
+
+def test_nested_optional_fields_given_as_null_take_their_defaults():
+    text = edit("  code: ABC", "  code: ABC\n  url: null")
+    text = edit("    construct: affect", "    construct: null\n    reverse_coded: null", text)
+    text = edit("    text: It helped.", "    text: It helped.\n    required: ~", text)
+    text += "analysis:\n  reference_level: null\n  composites: null\nrecruitment_params:\n"
+    text += "  study: null\n"
+    spec = load_spec(text)
+    base = load_spec(BASE)
+    assert spec == dataclasses.replace(
+        base, questions=(dataclasses.replace(base.questions[0], construct=""),)
+    )
+    # A rule row's when: null matches everything, like a row without when.
+    no_when = edit("  - show: direct_refusal", "  - when: null\n    show: direct_refusal")
+    assert load_spec(no_when) == base
+
+
+def test_null_lists_are_empty():
+    text = edit("      anchors: {1: Not at all, 5: Very much}", "      anchors: null")
+    assert load_spec(text).questions[0].scale.anchors == ()
+    text = BASE[: BASE.index("attention_checks:")] + "attention_checks: null\n"
+    assert load_spec(text).attention_checks == ()
 
 
 def test_empty_rule_allowed_with_response_type_factor():
@@ -553,7 +601,7 @@ def test_kind_as_a_factor_is_refused_with_the_reason():
 
 def test_motivation_and_response_type_stay_factor_names():
     text = edit("  - name: alignment", "  - name: response_type")
-    text = edit("    levels: [aligned, misaligned]", "    levels: [direct_refusal, redirection]", text)
+    text = edit("[aligned, misaligned]", "[direct_refusal, redirection]", text)
     text = text.replace("alignment: aligned", "response_type: direct_refusal").replace(
         "alignment: misaligned", "response_type: redirection"
     )
@@ -696,3 +744,245 @@ def test_analysis_problems_name_field_and_line():
 def test_reference_and_baseline_must_differ():
     text = BASE + "analysis:\n  reference_level: direct_refusal\n"
     assert "analysis.baseline_level: must differ" in error_of(text)
+
+
+# --------------------------------------------------------------------------- blocks
+
+BLOCKS = """\
+blocks:
+  - key: demographics
+    title: About you
+    intro: A few questions first.
+    placement: before
+    questions:
+      - key: age_group
+        type: single_choice
+        text: What is your age group?
+        options: ["18-24", "25-34", "35 or older"]
+      - key: tools
+        type: multiple_choice
+        text: Which assistants have you used?
+        required: false
+        options: [ChatGPT, Claude, Other]
+      - key: chatbot_days
+        type: number
+        text: On how many days last week did you use an AI chatbot?
+        min: 0
+        max: 7
+  - key: final
+    title: Before you go
+    placement: after
+    questions:
+      - key: comment
+        type: free_text
+        text: Anything else?
+        required: false
+      - key: ai_trust
+        text: I trust AI assistants.
+        scale: {points: 5, anchors: {1: Not at all, 5: Completely}}
+"""
+# BASE has 34 lines, so BLOCKS' line n is line 34 + n of the spec.
+
+
+def block_error(old: str, new: str) -> str:
+    return error_of(BASE + edit(old, new, BLOCKS))
+
+
+def test_blocks_load_typed_with_defaults():
+    spec = load_spec(BASE + BLOCKS)
+    demographics, final = spec.blocks
+    assert (demographics.key, demographics.placement, demographics.intro) == (
+        "demographics",
+        "before",
+        "A few questions first.",
+    )
+    assert final.intro == "" and final.placement == "after"
+    age, tools, days = demographics.questions
+    assert age.type == "single_choice" and age.options == ("18-24", "25-34", "35 or older")
+    assert age.required is True and tools.required is False
+    assert (days.min, days.max) == (0, 7)
+    comment, trust = final.questions
+    assert comment.type == "free_text" and comment.max_length == 1000
+    assert trust.type == "likert" and trust.scale == ScaleSpec(
+        5, ((1, "Not at all"), (5, "Completely"))
+    )
+    keys = ("age_group", "tools", "chatbot_days", "comment", "ai_trust")
+    assert spec.question_keys()[-5:] == keys
+
+
+def test_blocks_dict_has_only_each_types_fields_and_round_trips():
+    spec = load_spec(BASE + BLOCKS)
+    plain = spec.to_dict()["blocks"]
+    assert plain[0]["questions"][0] == {
+        "key": "age_group",
+        "type": "single_choice",
+        "text": "What is your age group?",
+        "required": True,
+        "options": ["18-24", "25-34", "35 or older"],
+    }
+    assert plain[1]["questions"][0] == {
+        "key": "comment",
+        "type": "free_text",
+        "text": "Anything else?",
+        "required": False,
+        "max_length": 1000,
+    }
+    text = dump_spec(spec)
+    assert load_spec(text) == spec
+    assert dump_spec(load_spec(text)) == text
+    assert load_spec_data(spec_dict(spec)) == spec
+
+
+def test_decimal_number_bounds_are_kept():
+    bounds = edit("        min: 0\n        max: 7", "        min: -0.5\n        max: 7.5", BLOCKS)
+    spec = load_spec(BASE + bounds)
+    days = spec.blocks[0].questions[2]
+    assert (days.min, days.max) == (-0.5, 7.5)
+    assert load_spec(dump_spec(spec)) == spec
+
+
+def test_number_without_bounds_is_open():
+    spec = load_spec(BASE + edit("        min: 0\n        max: 7\n", "", BLOCKS))
+    days = spec.blocks[0].questions[2]
+    assert (days.min, days.max) == (None, None)
+    assert load_spec(dump_spec(spec)) == spec
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "        type: single_choice",
+            "        type: single_choise",
+            "line 42, blocks[0].questions[0].type: 'single_choise' is not a question type; "
+            "did you mean 'single_choice'?",
+        ),
+        (
+            "        required: false\n        options: [ChatGPT, Claude, Other]",
+            "        required: false\n        options: [ChatGPT]",
+            "line 49, blocks[0].questions[1].options: must contain at least 2 options",
+        ),
+        (
+            "[ChatGPT, Claude, Other]",
+            "[ChatGPT, Claude, ChatGPT]",
+            "line 49, blocks[0].questions[1].options[2]: option 'ChatGPT' is listed twice",
+        ),
+        (
+            "[ChatGPT, Claude, Other]",
+            "[ChatGPT, '  ']",
+            "line 49, blocks[0].questions[1].options[1]: must not be empty",
+        ),
+        (
+            "        required: false\n        options: [ChatGPT, Claude, Other]",
+            "        required: false",
+            "line 45, blocks[0].questions[1].options: required field 'options' is missing",
+        ),
+        (
+            "        min: 0\n        max: 7",
+            "        min: 8\n        max: 7",
+            "line 54, blocks[0].questions[2].max: must be at least min (8), found 7",
+        ),
+        (
+            "        min: 0",
+            "        min: '0'",
+            "line 53, blocks[0].questions[2].min: must be a number, found a string ('0'); "
+            "remove the quotes",
+        ),
+        (
+            "        text: Anything else?\n",
+            "        text: Anything else?\n        max_length: 0\n",
+            "line 62, blocks[1].questions[0].max_length: must be an integer between 1 and 10000, "
+            "found 0",
+        ),
+        (
+            "        text: Anything else?\n",
+            "        text: Anything else?\n        max_length: 10001\n",
+            "line 62, blocks[1].questions[0].max_length: must be an integer between 1 and 10000",
+        ),
+        (
+            "        text: Anything else?\n",
+            "        text: Anything else?\n        options: [a, b]\n",
+            "line 62, blocks[1].questions[0].options: options is only for single_choice and "
+            "multiple_choice questions",
+        ),
+        (
+            "        min: 0\n",
+            "        min: 0\n        scale: {points: 5}\n",
+            "line 54, blocks[0].questions[2].scale: scale is only for likert questions",
+        ),
+        (
+            "        text: What is your age group?\n",
+            "        text: What is your age group?\n        max_length: 20\n",
+            "line 44, blocks[0].questions[0].max_length: max_length is only for free_text "
+            "questions",
+        ),
+        (
+            "        scale: {points: 5, anchors: {1: Not at all, 5: Completely}}",
+            "        scale: {points: 12}",
+            "line 65, blocks[1].questions[1].scale.points: must be an integer between 2 and 11",
+        ),
+        (
+            "        scale: {points: 5, anchors: {1: Not at all, 5: Completely}}",
+            "        scale: {points: 3, anchors: {5: Completely}}",
+            "line 65, blocks[1].questions[1].scale.anchors.5: anchor 5 is outside the scale",
+        ),
+        (
+            "        text: I trust AI assistants.\n"
+            "        scale: {points: 5, anchors: {1: Not at all, 5: Completely}}\n",
+            "        text: I trust AI assistants.\n",
+            "line 63, blocks[1].questions[1].scale: required field 'scale' is missing",
+        ),
+        (
+            "      - key: comment",
+            "      - key: helpful",
+            "line 59, blocks[1].questions[0].key: key 'helpful' is already used by questions[0]",
+        ),
+        (
+            "      - key: ai_trust",
+            "      - key: age_group",
+            "line 63, blocks[1].questions[1].key: key 'age_group' is already used by "
+            "blocks[0].questions[0]",
+        ),
+        (
+            "      - key: ai_trust",
+            "      - key: attention",
+            "line 63, blocks[1].questions[1].key: key 'attention' is already used by "
+            "attention_checks[0]",
+        ),
+        (
+            "  - key: final",
+            "  - key: demographics",
+            "line 55, blocks[1].key: block 'demographics' is already defined at blocks[0]",
+        ),
+        (
+            "    placement: after",
+            "    placement: afterwards",
+            "line 57, blocks[1].placement: must be 'before' or 'after' (the rated items), "
+            "found 'afterwards'; did you mean 'after'?",
+        ),
+        (
+            "    title: Before you go\n",
+            "    title: Before you go\n    intro_md: Hi\n",
+            "line 57, blocks[1].intro_md: unknown field 'intro_md'; did you mean 'intro'?",
+        ),
+        (
+            "  - key: final",
+            "  - key: Final",
+            "line 55, blocks[1].key: must be a lowercase identifier",
+        ),
+    ],
+)
+def test_block_problems_name_line_and_field(old, new, expected):
+    assert expected in block_error(old, new)
+
+
+def test_block_without_questions_and_title():
+    text = BASE + "blocks:\n  - key: empty\n    placement: before\n    questions: []\n"
+    message = error_of(text)
+    assert "line 36, blocks[0].title: required field 'title' is missing" in message
+    assert "line 38, blocks[0].questions: must contain at least 1 question" in message
+
+
+def test_item_questions_take_no_type():
+    message = error_of(edit("    construct: affect", "    construct: affect\n    type: likert"))
+    assert "line 25, questions[0].type: unknown field 'type'" in message

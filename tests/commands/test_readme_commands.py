@@ -1,0 +1,211 @@
+"""Every management command the README documents, run once in a real shell as the README
+writes it (placeholders filled in), and the --as checks of the commands that change studies.
+
+A real process, not call_command: Django's own option parsing is part of what is tested
+(register_model's --set once collided with Django's --settings and crashed in a shell only).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from studies import services
+from studies.models import GenerationJob, LanguageModel, Study, StudyMembership
+from studies.spec import load_spec_file
+from studies.stimuli_file import read_stimuli_file
+from tests.api.readme import README, commands, shell_blocks
+from tests.generation.chat_server import ChatServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = README.parent
+EXAMPLES = ROOT / "examples"
+
+
+def documented_commands() -> list[str]:
+    """Every ``python manage.py …`` line of the README's shell blocks, in README order."""
+    text = README.read_text(encoding="utf-8")
+    found = []
+    for block in shell_blocks(text):
+        found += [line for line in commands(block) if line.startswith("python manage.py ")]
+    return found
+
+
+def concrete(line: str, values: dict[str, str]) -> str:
+    """The README's line with its notation resolved: ``[--x]`` kept, ``a|b`` → a, ``...``
+    dropped, UPPERCASE placeholders replaced by ``values``."""
+    line = line.replace(" ...", "")
+    line = re.sub(r"\[([^\]]*)\]", r"\1", line)
+    line = re.sub(r"(\S+?)\|\S+", r"\1", line)
+    for placeholder, value in values.items():
+        line = re.sub(rf"(?<![\w-]){re.escape(placeholder)}(?![\w-])", value, line)
+    return line.replace("python manage.py", f"{sys.executable} {ROOT / 'manage.py'}", 1)
+
+
+def shell(line: str, cwd: Path) -> subprocess.CompletedProcess:
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_TASK_ALWAYS_EAGER": "1",
+    }
+    return subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_every_documented_command_runs_in_a_shell(tmp_path):
+    users = get_user_model().objects
+    ada = users.create_user("ada", password="pw-ada-123")
+    # A second study, still a draft, for the generation command (the first one is launched).
+    spec, _ = load_spec_file(EXAMPLES / "every-type" / "study.yaml")
+    draft = services.import_study(
+        spec=spec,
+        stimuli=read_stimuli_file(EXAMPLES / "refusal-perception" / "stimuli.csv"),
+        actor=ada,
+    )
+    stimuli = str(EXAMPLES / "refusal-perception" / "stimuli.csv")
+    with ChatServer() as server:
+        values: dict[str, dict[str, str]] = {
+            "import_study": {"FILE": str(EXAMPLES / "refusal-perception" / "study.yaml")},
+            "import_stimuli": {"SLUG": "refusal-perception", "FILE": stimuli},
+            "launch_study": {"SLUG": "refusal-perception", "N": "4"},
+            "export_study_spec": {"SLUG": "refusal-perception", "FILE": "spec.yaml"},
+            "register_model": {
+                "NAME": "loopback",
+                "KEY=VALUE": f"base_url={server.url} --set model=m --set max_retries=0",
+                "T": "0.2",
+                "N": "40",
+                "S": "7",
+            },
+            "generate_responses": {"SLUG": draft.slug, "NAME": "loopback", "N": "1"},
+            "export_ratings": {"SLUG": "refusal-perception"},
+            "create_researcher": {
+                "USER": "grace",
+                "E": "grace@example.org",
+                "URL": "https://lab.example.org",
+            },
+        }
+        expected = {
+            "import_study": "refusal-perception",
+            "import_stimuli": "16 queries created",
+            "launch_study": "is live with 4 pilot participant slots",
+            "export_study_spec": "slug: refusal-perception",
+            "register_model": "loopback: openai on queue default",
+            "generate_responses": "done",
+            "export_ratings": "",
+            "create_researcher": "https://lab.example.org/accounts/",
+        }
+        ran = set()
+        for line in documented_commands():
+            name = line.split()[2]
+            assert name in values, f"README documents '{name}' but this test does not run it"
+            command = concrete(line, {"USER": "ada", **values[name]})
+            result = shell(command, tmp_path)
+            assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+            assert expected[name] in result.stdout + result.stderr, (command, result.stdout)
+            ran.add(name)
+    assert ran == set(values), f"documented commands not found in the README: {set(values) - ran}"
+    study = Study.objects.get(slug="refusal-perception")
+    assert study.status == "live" and study.pilot_slots == 4
+    assert StudyMembership.objects.get(study=study).user == ada
+    model = LanguageModel.objects.get(name="loopback")
+    assert model.owner == ada and model.backend_settings["model"] == "m"
+    assert GenerationJob.objects.get().status == "done"
+    grace = users.get(username="grace")
+    assert not grace.is_staff and not grace.has_usable_password()
+    assert (tmp_path / "ratings.csv").exists()
+
+
+def test_create_researcher_prints_a_working_one_time_link(client):
+    result = shell(
+        f"{sys.executable} {ROOT / 'manage.py'} create_researcher grace --email g@example.org "
+        "--base-url https://lab.example.org",
+        ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    link = re.search(r"https://lab\.example\.org(\S+)", result.stdout)
+    assert link, result.stdout
+    response = client.get(link[1], follow=True)
+    assert response.status_code == 200
+    assert b"password" in response.content.lower()
+    again = shell(
+        f"{sys.executable} {ROOT / 'manage.py'} create_researcher grace --email x@example.org",
+        ROOT,
+    )
+    assert again.returncode != 0 and "exists already" in again.stderr
+
+
+def test_as_is_required_and_checked():
+    users = get_user_model().objects
+    ada = users.create_user("ada", password="pw")
+    vic = users.create_user("vic", password="pw")
+    users.create_user("bob", password="pw")
+    spec = EXAMPLES / "refusal-perception" / "study.yaml"
+    missing = shell(f"{sys.executable} {ROOT / 'manage.py'} import_study {spec}", ROOT)
+    assert missing.returncode != 0 and "--as" in missing.stderr
+    assert not Study.objects.exists()
+
+    def run(*args: str) -> str:
+        out = StringIO()
+        call_command(*args, stdout=out)
+        return out.getvalue()
+
+    with pytest.raises(CommandError, match="no account named 'ghost'"):
+        run("import_study", str(spec), "--as", "ghost")
+    run("import_study", str(spec), "--as", "ada")
+    study = Study.objects.get()
+    assert study.memberships.get().user == ada
+    StudyMembership.objects.create(study=study, user=vic, role="viewer")
+    with pytest.raises(CommandError, match="vic is viewer of study 'refusal-perception'"):
+        run("launch_study", "refusal-perception", "--as", "vic")
+    with pytest.raises(CommandError, match="bob is not a member"):
+        run("import_study", str(spec), "--as", "bob")  # updating someone else's study
+    with pytest.raises(CommandError, match="bob is not a member"):
+        run(
+            "import_stimuli",
+            "refusal-perception",
+            str(EXAMPLES / "refusal-perception" / "stimuli.csv"),
+            "--as",
+            "bob",
+        )
+    with pytest.raises(CommandError, match="no study with slug 'nope'"):
+        run("launch_study", "nope", "--as", "ada")
+    assert Study.objects.get().status == "draft"
+    # A model belongs to whoever registered it; another researcher cannot change it.
+    run(
+        "register_model",
+        "m1",
+        "--backend",
+        "openai",
+        "--set",
+        "base_url=http://127.0.0.1:1/v1",
+        "--set",
+        "model=m",
+        "--as",
+        "ada",
+    )
+    with pytest.raises(CommandError, match="only the owner"):
+        run(
+            "register_model",
+            "m1",
+            "--backend",
+            "openai",
+            "--set",
+            "base_url=http://127.0.0.1:1/v1",
+            "--set",
+            "model=x",
+            "--as",
+            "bob",
+        )
+    assert LanguageModel.objects.get().backend_settings["model"] == "m"
