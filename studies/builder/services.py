@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from studies import selectors, services
@@ -28,6 +28,13 @@ FIVE_TYPES = list(RESPONSE_TYPES)
 
 class SlugTaken(ValueError):
     """Another study already has this slug (a create never updates an existing study)."""
+
+
+def _lock_slug(slug: str) -> None:
+    # import_study updates a study that exists: two creates racing for one slug must not
+    # let the second update the first's new study, so creates of a slug take turns.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"study-slug:{slug}"])
 
 
 def _check_slug_free(slug: str) -> None:
@@ -102,6 +109,7 @@ def create_study(*, data: dict, actor: AbstractBaseUser) -> Study:
     """
     spec = load_spec_data(data)
     slug = spec_dict(spec)["slug"]
+    _lock_slug(slug)
     _check_slug_free(slug)
     return services.import_study(spec=spec, actor=actor)
 
@@ -174,6 +182,7 @@ def duplicate_study(*, source: Study, slug: str, actor: AbstractBaseUser, title:
     review and rejected ones stay behind. The copy is owned by ``actor``, remembers its
     source, and both studies get an audit row. Raises SlugTaken or SpecError.
     """
+    _lock_slug(slug)
     _check_slug_free(slug)
     data = spec_dict(selectors.study_spec(source))
     data["slug"] = slug

@@ -32,7 +32,8 @@ from studies.services import EDITABLE_STATUSES, record_audit
 #: Tries per item (first call + retries) before malformed output or errors mark it failed.
 MAX_ATTEMPTS = 3
 
-GENERATABLE_STATUSES = (Study.Status.DRAFT, Study.Status.GENERATING, Study.Status.REVIEW)
+# Texts are generated while the design may still change (studies.domain's editable group).
+GENERATABLE_STATUSES = EDITABLE_STATUSES
 OPEN_ITEM_STATUSES = (GenerationItem.Status.PENDING, GenerationItem.Status.RUNNING)
 
 

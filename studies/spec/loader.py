@@ -899,7 +899,15 @@ class _Checker:
             if m is _INVALID:
                 out.append(_INVALID)
                 continue
-            self.known_keys(m, path, QUESTION_KEYS)
+            if "type" in m:
+                # Item questions are rated under every item on one scale; other types are
+                # asked once, in a block.
+                self.add(
+                    f"{path}.type",
+                    "unknown field 'type': questions under each item are Likert; put other "
+                    "question types in a questionnaire block (blocks: ...)",
+                )
+            self.known_keys(m, path, (*QUESTION_KEYS, "type"))
             out.append(
                 {
                     "key": self.item_key(m, path, keys_seen),

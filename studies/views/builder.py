@@ -345,7 +345,7 @@ def duplicate(request: HttpRequest, slug: str) -> HttpResponse:
     """
     source = study_for_request(request, slug, Action.VIEW)
     form = bf.DuplicateForm(
-        request.POST or None,
+        request.POST if request.method == "POST" else None,
         initial={"slug": builder_services.unique_slug(f"{source.slug}-copy")},
     )
     if request.method == "POST" and form.is_valid():

@@ -189,7 +189,8 @@ def preview_page(request: HttpRequest, slug: str) -> HttpResponse:
             {
                 **context,
                 **progress,
-                "block": block,
+                # "block" is taken in templates ({% block %}'s block.super): the page reads this.
+                "questionnaire": block,
                 "fields": _block_fields(questions, errors, submitted),
                 "errors": errors,
             },

@@ -183,3 +183,35 @@ def test_instructions_count_block_pages(study):
     client.get(f"/s/{study.slug}/?PROLIFIC_PID=counting")
     response = client.post(f"/s/{study.slug}/consent/", {"decision": "agree"}, follow=True)
     assert f"There are {items_of(study) + 2} pages to complete." in response.content.decode()
+
+
+def test_blocks_from_a_spec_file_reach_the_participant(make_study, seed_spec):
+    """The spec's way in (SPECFORMAT's blocks section) ends on the same pages and rows."""
+    from studies.spec import load_spec_data, spec_dict
+
+    data = spec_dict(seed_spec[0])
+    data["blocks"] = [
+        {
+            "key": "about_you",
+            "title": "About you",
+            "placement": "before",
+            "questions": [
+                {"key": "age", "type": "number", "text": "Your age?", "min": 18, "max": 99},
+                {
+                    "key": "lang",
+                    "type": "single_choice",
+                    "text": "First language?",
+                    "options": ["English", "Other"],
+                },
+            ],
+        }
+    ]
+    study = make_study(base=(load_spec_data(data), seed_spec[1]), target_participants=2)
+    client = Client()
+    response = start(client, study)
+    assert path(response) == f"/s/{study.slug}/block/about_you/"
+    assert client.post(path(response), {"age": "17", "lang": "English"}).status_code == 400
+    response = client.post(path(response), {"age": "30", "lang": "English"}, follow=True)
+    assert path(response) == f"/s/{study.slug}/item/1/"
+    values = {a.question.key: (a.value_number, a.value_text) for a in BlockAnswer.objects.all()}
+    assert values == {"age": (30.0, ""), "lang": (None, "English")}

@@ -1,4 +1,4 @@
-"""Builder test helpers: researchers with roles, and forms filled in from the page as a browser would."""
+"""Builder test helpers: researchers with roles, forms filled in as a browser would."""
 
 from __future__ import annotations
 

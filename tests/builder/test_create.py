@@ -105,8 +105,10 @@ def test_uploaded_json_with_another_slug(clients):
 
 
 def test_a_bad_spec_file_lists_its_problems_with_line_numbers_and_creates_nothing(clients):
-    text = SEED_SPEC.read_text().replace("points: 7", "points: 1").replace(
-        "target_participants: 480", "target_participants: many"
+    text = (
+        SEED_SPEC.read_text()
+        .replace("points: 7", "points: 1")
+        .replace("target_participants: 480", "target_participants: many")
     )
     response = _upload(clients["owner"], text)
     assert response.status_code == 400
@@ -123,6 +125,8 @@ def test_an_upload_never_overwrites_another_researchers_study(clients, new_study
     assert "exists already" in errors_of(response.content.decode(), "upload-slug")
     theirs.refresh_from_db()
     assert theirs.title == "Theirs"
-    assert not StudyMembership.objects.filter(study=theirs, role="owner").exclude(
-        user__username="owner"
-    ).exists()
+    assert (
+        not StudyMembership.objects.filter(study=theirs, role="owner")
+        .exclude(user__username="owner")
+        .exists()
+    )

@@ -53,9 +53,10 @@ def test_duplicate_makes_a_draft_with_design_and_stimuli_owned_by_the_duplicator
     assert spec_dict(selectors.study_spec(copy)) == expected
     # Queries and scenarios are all copied; texts only when approved (or written by hand).
     assert copy.queries.count() == source.queries.count()
-    assert Scenario.objects.filter(query__study=copy).count() == Scenario.objects.filter(
-        query__study=source
-    ).count()
+    assert (
+        Scenario.objects.filter(query__study=copy).count()
+        == Scenario.objects.filter(query__study=source).count()
+    )
     approved = ResponseVariant.objects.filter(
         query__study=source, review_status=ResponseVariant.ReviewStatus.APPROVED
     )

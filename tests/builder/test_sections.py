@@ -97,14 +97,11 @@ def test_markdown_preview_shows_sanitised_html_and_saves_nothing(clients, new_st
     assert "<h2>Welcome</h2>" in preview and "<strong>carefully</strong>" in preview
     assert "<script" not in preview
     assert saved(study) == before
-    # The textarea still holds what was typed, so "Save" after "Preview" keeps it.
-    response = client_save = submit(clients["owner"], section_url(study, "texts"), {})
-    assert client_save.status_code == 302
-    response = submit(
-        clients["owner"],
-        section_url(study, "texts"),
-        {"consent": text, "instructions": "Rate each response."},
-    )
+    # The previewed page still holds what was typed: "Save" from there keeps it.
+    data = form_data(page)
+    assert data["consent"] == text
+    data.update({"instructions": "Rate each response.", "save": ""})
+    response = clients["owner"].post(section_url(study, "texts"), data)
     assert response.status_code == 302
     spec = exported(clients["owner"], study)
     assert (spec["consent"], spec["instructions"]) == (text, "Rate each response.")
@@ -283,7 +280,10 @@ def test_attention_checks_round_trip_and_a_wrong_answer_point_is_refused(clients
         {
             "key": "attention_1",
             "text": "Please select 'Disagree'.",
-            "scale": {"points": 5, "anchors": {1: "Strongly disagree", 2: "Disagree", 5: "Strongly agree"}},
+            "scale": {
+                "points": 5,
+                "anchors": {1: "Strongly disagree", 2: "Disagree", 5: "Strongly agree"},
+            },
             "correct": 2,
             "after_item": 3,
         }
@@ -318,7 +318,9 @@ def test_analysis_round_trips_and_an_unknown_item_is_refused_at_its_field(client
     study = new_study()
     url = section_url(study, "analysis")
     client = clients["owner"]
-    response = submit(client, url, {"composite-0-name": "overall", "composite-0-items": "helpfulnes"})
+    response = submit(
+        client, url, {"composite-0-name": "overall", "composite-0-items": "helpfulnes"}
+    )
     assert response.status_code == 400
     assert "did you mean 'helpfulness'" in errors_of(response.content.decode(), "composite-0-items")
     response = submit(
@@ -342,7 +344,15 @@ def test_analysis_round_trips_and_an_unknown_item_is_refused_at_its_field(client
 def test_overview_shows_every_section_with_an_edit_link(clients, new_study):
     study = new_study()
     page = clients["owner"].get(f"/studies/{study.slug}/design/").content.decode()
-    for section in ("metadata", "texts", "design", "questions", "attention", "recruitment", "analysis"):
+    for section in (
+        "metadata",
+        "texts",
+        "design",
+        "questions",
+        "attention",
+        "recruitment",
+        "analysis",
+    ):
         assert f'href="{section_url(study, section)}"' in page
     assert f'href="/studies/{study.slug}/design/blocks/"' in page
     assert "helpfulness" in page and "$response_type" in page

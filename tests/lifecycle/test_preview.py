@@ -33,7 +33,12 @@ def add_blocks(study: Study) -> None:
     ]
     for order, (block, key, kind, extra) in enumerate(rows, start=100):
         Question.objects.create(
-            study=study, block=block, key=key, kind=kind, text=f"Question {key}", order=order,
+            study=study,
+            block=block,
+            key=key,
+            kind=kind,
+            text=f"Question {key}",
+            order=order,
             **extra,
         )
 

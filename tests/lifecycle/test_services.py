@@ -18,9 +18,8 @@ pytestmark = pytest.mark.django_db
 
 def cells(study: Study) -> Counter:
     return Counter(
-        cell["refusal_strategy"] for cell in Slot.objects.filter(study=study).values_list(
-            "cell", flat=True
-        )
+        cell["refusal_strategy"]
+        for cell in Slot.objects.filter(study=study).values_list("cell", flat=True)
     )
 
 
@@ -73,9 +72,10 @@ def test_added_slots_keep_the_cells_balanced(make_study):
         range(12)
     )
     # Every new slot has its full item list, like a slot made at launch.
-    assert SlotItem.objects.filter(slot__study=study).count() == 12 * SlotItem.objects.filter(
-        slot__study=study, slot__index=0
-    ).count()
+    assert (
+        SlotItem.objects.filter(slot__study=study).count()
+        == 12 * SlotItem.objects.filter(slot__study=study, slot__index=0).count()
+    )
     event = AuditEvent.objects.get(study=study, action="slots_added")
     assert event.detail == {"slots": 6, "old_target": 6, "new_target": 12}
     # Deterministic given the seed: another study with the same seed gets the same cells.

@@ -229,7 +229,7 @@ def test_viewer_reads_but_may_not_write(study, people, texts):
     bulk = client.post(f"/studies/{study.slug}/review/approve/", {"variant": [pk]})
     assert bulk.status_code == 403
     edit = f"/studies/{study.slug}/review/{pk}/edit/"
-    assert client.get(edit).status_code == 200
+    assert client.get(edit).status_code == 403
     assert client.post(edit, {"text": "Viewer text."}).status_code == 403
     texts["a"].refresh_from_db()
     assert texts["a"].review_status == "generated"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from studies.design import Design, Factor, RuleRow, check_design
 from studies.domain import RESERVED_FACTOR_NAMES, RESPONSE_TYPES
 from studies.spec import (
+    QUESTION_TYPES,
     ScaleSpec,
     SpecError,
     SpecProblem,
@@ -985,4 +986,25 @@ def test_block_without_questions_and_title():
 
 def test_item_questions_take_no_type():
     message = error_of(edit("    construct: affect", "    construct: affect\n    type: likert"))
-    assert "line 25, questions[0].type: unknown field 'type'" in message
+    assert (
+        "line 25, questions[0].type: unknown field 'type': questions under each item are Likert; "
+        "put other question types in a questionnaire block" in message
+    )
+
+
+def test_examples_readme_documents_every_field_type_and_reserved_name():
+    from studies.spec.loader import ALL_BLOCK_QUESTION_KEYS, BLOCK_KEYS, BLOCK_QUESTION_KEYS
+
+    readme = (EXAMPLES / "README.md").read_text()
+    for key in TOP_LEVEL_KEYS:
+        assert f"`{key}" in readme, key
+    for key in BLOCK_KEYS:
+        assert f"`blocks[].{key}`" in readme, key
+    for key in BLOCK_QUESTION_KEYS:
+        assert f"`blocks[].questions[].{key}`" in readme, key
+    for key in set(ALL_BLOCK_QUESTION_KEYS) - set(BLOCK_QUESTION_KEYS):
+        assert f"`{key}" in readme, key
+    for kind in QUESTION_TYPES:
+        assert f"| `{kind}` |" in readme, kind
+    for name in RESERVED_FACTOR_NAMES:
+        assert f"`{name}`" in readme, name

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from studies.domain import RESPONSE_TYPES, SAFETY_CATEGORIES
-from studies.stimuli_file import StimuliFileError, StimulusRow, parse_stimuli, read_stimuli_file
+from studies.domain import MOTIVATION_LEVELS, RESPONSE_TYPES, SAFETY_CATEGORIES
+from studies.stimuli_file import (
+    REQUIRED_COLUMNS,
+    StimuliFileError,
+    StimulusRow,
+    parse_stimuli,
+    read_stimuli_file,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "refusal-perception" / "stimuli.csv"
 
@@ -292,3 +298,10 @@ def test_example_stimuli():
         assert row.benign_scenario.startswith("You ")
         assert row.malicious_scenario.startswith("You ")
         assert row.metadata == {"source": "refusallab-examples"}
+
+
+def test_scenario_columns_come_from_the_motivation_levels():
+    assert {f"{m}_scenario" for m in MOTIVATION_LEVELS} <= set(REQUIRED_COLUMNS)
+    header = ",".join(("query_id", "query", "category", *REQUIRED_COLUMNS[3:], *RESPONSE_TYPES))
+    row = parse_stimuli(f"{header}\nq1,Q,c,You are kind.,You are not.,,,,,\n", "s.csv")[0]
+    assert row.scenarios == {"benign": "You are kind.", "malicious": "You are not."}
