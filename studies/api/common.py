@@ -56,8 +56,19 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
-def problems_error(detail: str, problems: list[dict]) -> ValidationError:
-    return ValidationError({"detail": detail, "problems": problems})
+class ProblemsError(APIException):
+    """Bad input with several problems; the body keeps its types (a line stays a number)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+    def __init__(self, body: dict) -> None:
+        # Not APIException.__init__: it would turn every value into a string.
+        self.detail = body
+
+
+def problems_error(detail: str, problems: list[dict]) -> ProblemsError:
+    return ProblemsError({"detail": detail, "problems": problems})
 
 
 @contextmanager

@@ -175,22 +175,25 @@ def delete_block(*, study: Study, key: str, actor: AbstractBaseUser) -> Study:
 
 
 @transaction.atomic
-def duplicate_study(*, source: Study, slug: str, actor: AbstractBaseUser, title: str = "") -> Study:
+def duplicate_study(
+    *, study: Study, slug: str, actor: AbstractBaseUser, title: str | None = None
+) -> Study:
     """A new draft copy of any study (any status): its spec, queries, scenarios and texts.
 
     Response texts are copied when approved or written by hand; generated texts awaiting
     review and rejected ones stay behind. The copy is owned by ``actor``, remembers its
     source, and both studies get an audit row. Raises SlugTaken or SpecError.
     """
+    source = study
     _lock_slug(slug)
     _check_slug_free(slug)
     data = spec_dict(selectors.study_spec(source))
     data["slug"] = slug
     if title:
         data["title"] = title
-    study = services.import_study(spec=load_spec_data(data), actor=actor)
-    study.duplicated_from = source
-    study.save(update_fields=["duplicated_from", "updated_at"])
+    copy = services.import_study(spec=load_spec_data(data), actor=actor)
+    copy.duplicated_from = source
+    copy.save(update_fields=["duplicated_from", "updated_at"])
 
     keep = ResponseVariant.objects.filter(
         Q(review_status=ResponseVariant.ReviewStatus.APPROVED)
@@ -207,7 +210,7 @@ def duplicate_study(*, source: Study, slug: str, actor: AbstractBaseUser, title:
     queries = list(source.queries.order_by("query_id"))
     copies = Query.objects.bulk_create(
         Query(
-            study=study,
+            study=copy,
             query_id=q.query_id,
             text=q.text,
             category=q.category,
@@ -218,14 +221,14 @@ def duplicate_study(*, source: Study, slug: str, actor: AbstractBaseUser, title:
         for q in queries
     )
     new_scenarios, new_variants = [], []
-    for original, copy in zip(queries, copies, strict=True):
+    for original, query in zip(queries, copies, strict=True):
         new_scenarios += [
-            Scenario(query=copy, motivation=s.motivation, text=s.text)
+            Scenario(query=query, motivation=s.motivation, text=s.text)
             for s in scenarios_by_query.get(original.pk, [])
         ]
         new_variants += [
             ResponseVariant(
-                query=copy,
+                query=query,
                 response_type=v.response_type,
                 model_name=v.model_name,
                 sample=v.sample,
@@ -240,12 +243,12 @@ def duplicate_study(*, source: Study, slug: str, actor: AbstractBaseUser, title:
     ResponseVariant.objects.bulk_create(new_variants)
 
     services.record_audit(
-        study=study,
+        study=copy,
         action="study_duplicated_from",
         actor=actor,
         source=source.slug,
         queries=len(copies),
         texts=len(new_variants),
     )
-    services.record_audit(study=source, action="study_duplicated", actor=actor, copy=study.slug)
-    return study
+    services.record_audit(study=source, action="study_duplicated", actor=actor, copy=copy.slug)
+    return copy

@@ -351,7 +351,7 @@ def duplicate(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             study = builder_services.duplicate_study(
-                source=source,
+                study=source,
                 slug=form.cleaned_data["slug"],
                 title=form.cleaned_data["title"],
                 actor=request.user,

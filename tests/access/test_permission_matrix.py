@@ -64,6 +64,10 @@ def _slug(world: World) -> dict:
     return {"slug": world.study.slug}
 
 
+def _variant(world: World) -> dict:
+    return {"slug": world.study.slug, "pk": world.variant.pk}
+
+
 def _results(name_key: str | None = None, name: str | None = None) -> Callable[[World], dict]:
     def kwargs(world: World) -> dict:
         values = {"slug": world.study.slug, "include": "completed"}
@@ -106,6 +110,32 @@ ROUTES: dict[str, Rule] = {
     "studies:results-block-answers": Rule(Action.VIEW, kwargs=_results()),
     "studies:results-codebook-md": Rule(Action.VIEW, kwargs=_slug),
     "studies:results-codebook-json": Rule(Action.VIEW, kwargs=_slug),
+    # stimuli and review
+    "studies:stimuli-upload": Rule(Action.EDIT, ("GET", "POST"), _slug),
+    "studies:stimuli-confirm": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:queries": Rule(Action.VIEW, kwargs=_slug),
+    "studies:query": Rule(
+        Action.VIEW, kwargs=lambda w: {"slug": w.study.slug, "query_id": w.variant.query.query_id}
+    ),
+    "studies:review": Rule(Action.VIEW, kwargs=_slug),
+    "studies:review-approve-selected": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:review-approve": Rule(Action.EDIT, ("POST",), _variant),
+    "studies:review-reject": Rule(Action.EDIT, ("POST",), _variant),
+    "studies:review-edit": Rule(Action.EDIT, ("GET", "POST"), _variant),
+    # lifecycle, dashboard, preview, audit
+    "studies:launch": Rule(Action.EDIT, ("GET", "POST"), _slug),
+    "studies:launch-pilot": Rule(Action.EDIT, ("GET", "POST"), _slug),
+    "studies:launch-full": Rule(Action.EDIT, ("GET", "POST"), _slug),
+    "studies:pause": Rule(Action.EDIT, ("GET", "POST"), _slug),
+    "studies:resume": Rule(Action.EDIT, ("GET", "POST"), _slug),
+    "studies:close": Rule(Action.EDIT, ("GET", "POST"), _slug),
+    "studies:add-slots": Rule(Action.EDIT, ("GET", "POST"), _slug),
+    "studies:archive": Rule(Action.MANAGE, ("GET", "POST"), _slug),
+    "studies:delete": Rule(Action.MANAGE, ("GET", "POST"), _slug),
+    "studies:audit": Rule(Action.VIEW, kwargs=_slug),
+    "studies:dashboard-json": Rule(Action.VIEW, kwargs=_slug),
+    "studies:preview": Rule(Action.EDIT, ("GET", "POST"), _slug),
+    "studies:preview-page": Rule(Action.EDIT, ("GET", "POST"), _slug),
     "studies:api-models": Rule(None, ("GET", "POST")),
     "studies:api-model": Rule(None, ("GET", "PUT"), lambda w: {"name": w.model.name}),
     "studies:api-study-jobs": Rule(Action.VIEW, ("GET",), _slug),

@@ -83,8 +83,8 @@ def test_a_study_created_in_the_admin_belongs_to_its_creator(setup):
             "items_per_participant": "5",
             "time_limit_minutes": "20",
             "completion_code": "X",
-            "recruitment_params": "{}",
-            "design": "{}",
+            "recruitment_params": '{"participant": "PROLIFIC_PID"}',
+            "design": '{"factors": []}',
             "seed": "0",
             "memberships-TOTAL_FORMS": "0",
             "memberships-INITIAL_FORMS": "0",
@@ -94,7 +94,7 @@ def test_a_study_created_in_the_admin_belongs_to_its_creator(setup):
     )
     assert response.status_code == 302, (
         response.context["adminform"].form.errors,
-        [f.errors for f in response.context["inline_admin_formsets"]],
+        [f.formset.errors for f in response.context["inline_admin_formsets"]],
     )
     study = Study.objects.get(slug="from-admin")
     assert study.memberships.get().user == root
