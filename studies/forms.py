@@ -6,6 +6,7 @@ import json
 
 from django import forms
 
+from studies import access
 from studies.domain import RESPONSE_TYPE_LABELS, RESPONSE_TYPES
 from studies.generation.prompts import DEFAULT_INSTRUCTIONS
 from studies.models import GenerationJob, LanguageModel
@@ -17,8 +18,11 @@ class GenerationJobForm(forms.Form):
     mode = forms.ChoiceField(choices=GenerationJob.Mode.choices, initial="per_type")
     samples = forms.IntegerField(min_value=1, max_value=100, initial=1)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if user is not None:
+            # Only models the researcher may use: their own and shared ones.
+            self.fields["model"].queryset = access.models_for(user)
         # One editable instruction per response type, starting from the project's defaults.
         for response_type in RESPONSE_TYPES:
             self.fields[f"instruction_{response_type}"] = forms.CharField(

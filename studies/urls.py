@@ -69,6 +69,7 @@ urlpatterns = [
     # stimuli and review
     path("studies/<slug:slug>/stimuli/upload/", stimuli_views.upload, name="stimuli-upload"),
     path("studies/<slug:slug>/stimuli/confirm/", stimuli_views.confirm, name="stimuli-confirm"),
+    path("studies/<slug:slug>/stimuli.csv", stimuli_views.download, name="stimuli-download"),
     path("studies/<slug:slug>/queries/", stimuli_views.query_list, name="queries"),
     path("studies/<slug:slug>/queries/<path:query_id>/", stimuli_views.query_detail, name="query"),
     path("studies/<slug:slug>/review/", review_views.review_table, name="review"),

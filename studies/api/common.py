@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import IntegrityError
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
@@ -41,9 +41,10 @@ class ProblemSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """The body of every refusal: a message, and the problems or reasons behind it."""
+    """The body of every refusal: a message, and the problems or reasons behind it; a form's
+    field errors come as ``{"field": ["message", ...]}`` instead."""
 
-    detail = serializers.CharField()
+    detail = serializers.CharField(required=False)
     problems = ProblemSerializer(many=True, required=False)
     reasons = serializers.ListField(child=serializers.CharField(), required=False)
 
@@ -101,3 +102,21 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 class DetailSerializer(serializers.Serializer):
     detail = serializers.CharField()
+
+
+LIST_ERRORS = {400: "A filter's value is not one of its choices.", 404: "No such page (or study)."}
+
+
+def list_schema(serializer_class) -> dict:
+    """extend_schema_view arguments for a paginated list that may answer 400 or 404."""
+    return {
+        "get": extend_schema(
+            responses={
+                200: serializer_class(many=True),
+                **{
+                    code: OpenApiResponse(ErrorSerializer, description=text)
+                    for code, text in LIST_ERRORS.items()
+                },
+            }
+        )
+    }

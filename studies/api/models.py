@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
@@ -12,13 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from studies import access
-from studies.api.common import IsResearcher, errors
+from studies.api.common import IsResearcher, errors, list_schema
 from studies.generation import services
 from studies.models import LanguageModel
 
 
 class LanguageModelSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     backend_settings = serializers.DictField(
         help_text="Backend settings; openai: base_url, model, api_key_env (a variable's NAME)…"
     )
@@ -47,6 +47,7 @@ def _register(data: dict, user) -> LanguageModel:
         raise ValidationError({"backend_settings": [str(exc)]}) from exc
 
 
+@extend_schema_view(**list_schema(LanguageModelSerializer))
 class ModelListView(generics.ListAPIView):
     """The models you may use: yours and the shared ones (all of them for superusers)."""
 

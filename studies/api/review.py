@@ -4,7 +4,7 @@ text (its history is kept) and approve several at once."""
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from studies import review
 from studies.access import Action
-from studies.api.common import IsResearcher, errors, service_errors, study_for
+from studies.api.common import IsResearcher, errors, list_schema, service_errors, study_for
 from studies.generation import services
 from studies.models import ResponseVariant
 
@@ -64,6 +64,7 @@ class BulkApproveResultSerializer(serializers.Serializer):
     approved = serializers.IntegerField()
 
 
+@extend_schema_view(**list_schema(VariantSerializer))
 class VariantListView(generics.ListAPIView):
     """Every response text of the study, with its provenance; filter by category, response
     type, status, model (``-`` for imported/written texts), source, or search with ``q``."""

@@ -9,10 +9,9 @@ import re
 import django_filters
 from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import ValidationError
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,10 +23,12 @@ from studies.api.common import (
     Conflict,
     IsResearcher,
     errors,
+    list_schema,
     problems_error,
     service_errors,
     study_for,
 )
+from studies.builder.services import SlugTaken, duplicate_study
 from studies.models import AuditEvent, Query, Study
 from studies.spec import SpecError, load_spec, load_spec_data, spec_dict
 
@@ -36,7 +37,9 @@ from studies.spec import SpecError, load_spec, load_spec_data, spec_dict
 
 class StudySerializer(serializers.ModelSerializer):
     role = serializers.SerializerMethodField(help_text="Your role: owner, editor or viewer.")
-    duplicated_from = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    duplicated_from = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Study
@@ -147,6 +150,7 @@ def _check_slug(spec, slug: str | None):
     return spec
 
 
+@extend_schema_view(**list_schema(StudySerializer))
 class StudyListView(generics.ListAPIView):
     """The studies you are a member of (all of them for superusers)."""
 
@@ -222,62 +226,21 @@ class StudyDuplicateView(APIView):
         source = study_for(request, slug, Action.VIEW)
         serializer = DuplicateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        new_slug = serializer.validated_data["slug"]
-        if Study.objects.filter(slug=new_slug).exists():
-            raise ValidationError({"slug": [f"'{new_slug}' is taken; choose another slug"]})
-        with service_errors():
-            study = duplicate(
-                source, new_slug, serializer.validated_data.get("title"), request.user
+        try:
+            study = duplicate_study(
+                study=source,
+                slug=serializer.validated_data["slug"],
+                title=serializer.validated_data.get("title") or None,
+                actor=request.user,
             )
+        except SlugTaken as exc:
+            raise ValidationError({"slug": [str(exc)]}) from exc
+        except SpecError as exc:
+            raise _spec_problems(exc) from exc
         return Response(
             StudyDetailSerializer(study, context={"request": request}).data,
             status=status.HTTP_201_CREATED,
         )
-
-
-def duplicate(source: Study, slug: str, title: str | None, actor) -> Study:
-    """Duplicate through the builder's service when it exists, else through import_study."""
-    try:
-        from studies.builder.services import duplicate_study
-    except ImportError:
-        duplicate_study = None
-    if duplicate_study is not None:
-        return duplicate_study(study=source, slug=slug, title=title or None, actor=actor)
-    data = spec_dict(selectors.study_spec(source))
-    data.update(slug=slug, title=title or data["title"])
-    try:
-        spec = load_spec_data(data, source="<duplicate>")
-    except SpecError as exc:
-        raise ValueError(str(exc)) from exc
-    study = services.import_study(spec=spec, stimuli=stimuli_rows(source), actor=actor)
-    Study.objects.filter(pk=study.pk).update(duplicated_from=source)
-    study.refresh_from_db()
-    return study
-
-
-def stimuli_rows(study: Study):
-    """The study's queries as stimuli rows (written texts only), as a file would give them."""
-    from studies.stimuli_file import StimulusRow
-
-    rows = []
-    for query in study.queries.prefetch_related("scenarios", "variants").order_by("query_id"):
-        scenarios = {s.motivation: s.text for s in query.scenarios.all()}
-        responses = {
-            v.response_type: v.text for v in query.variants.all() if v.review_status == "approved"
-        }
-        rows.append(
-            StimulusRow(
-                query_id=query.query_id,
-                query=query.text,
-                category=query.category,
-                topic=query.topic,
-                benign_scenario=scenarios.get("benign", ""),
-                malicious_scenario=scenarios.get("malicious", ""),
-                responses=responses,
-                metadata={**query.metadata, **({"source": query.source} if query.source else {})},
-            )
-        )
-    return rows
 
 
 # --- Stimuli ------------------------------------------------------------------------------
@@ -440,6 +403,7 @@ class QueryFilter(django_filters.FilterSet):
         return queryset.filter(Q(query_id__icontains=value) | Q(text__icontains=value))
 
 
+@extend_schema_view(**list_schema(QuerySerializer))
 class QueryListView(generics.ListAPIView):
     """The study's queries with their scenarios."""
 
@@ -458,7 +422,7 @@ class QueryListView(generics.ListAPIView):
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = AuditEvent
@@ -466,6 +430,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_view(**list_schema(AuditEventSerializer))
 class AuditListView(generics.ListAPIView):
     """The study's audit log, newest first."""
 

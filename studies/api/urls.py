@@ -1,14 +1,13 @@
 """URLs of the REST API (included under /api/ by studies.urls; names live in "studies:")."""
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 
-from studies.api import generation, lifecycle, members, models, results, review, studies
+from studies.api import generation, lifecycle, members, models, results, review, studies, tokens
 
 S = "studies/<slug:slug>/"
 
 urlpatterns = [
-    path("token/", obtain_auth_token, name="api-token"),
+    path("token/", tokens.TokenView.as_view(), name="api-token"),
     # Studies and their design
     path("studies/", studies.StudyListView.as_view(), name="api-studies"),
     path(S, studies.StudyDetailView.as_view(), name="api-study"),

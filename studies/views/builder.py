@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -314,7 +314,7 @@ def block_action(request: HttpRequest, slug: str, key: str) -> HttpResponse:
             builder_services.delete_block(study=study, key=key, actor=request.user)
             messages.success(request, f"Block {key} deleted.")
         else:
-            raise Http404("No such action.")
+            return HttpResponseBadRequest("Unknown block action: choose up, down or delete.")
     except (SpecError, StudyStateError) as exc:
         text = "; ".join(p.message for p in exc.problems) if isinstance(exc, SpecError) else exc
         messages.error(request, f"Nothing changed: {text}")

@@ -20,7 +20,7 @@ from studies.views.study import study_detail
 @require_POST
 def start_generation(request: HttpRequest, slug: str) -> HttpResponse:
     study = study_for_request(request, slug, Action.EDIT)
-    form = GenerationJobForm(request.POST)
+    form = GenerationJobForm(request.POST, user=request.user)
     if not form.is_valid():
         return study_detail(request, slug, form=form)
     try:

@@ -6,11 +6,11 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from studies import access, review, stimuli
+from studies import access, review, stimuli, stimuli_export
 from studies.access import Action
 from studies.domain import RESPONSE_TYPE_LABELS, RESPONSE_TYPES
 from studies.errors import StudyStateError
@@ -179,3 +179,26 @@ def query_detail(request: HttpRequest, slug: str, query_id: str) -> HttpResponse
             "next": request.get_full_path(),
         },
     )
+
+
+STIMULI_CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/jsonl; charset=utf-8",
+}
+
+
+@login_required
+def download(request: HttpRequest, slug: str) -> HttpResponse:
+    """The study's stimuli as the import reads them (approved texts only), streamed."""
+    study = study_for_request(request, slug, Action.VIEW)
+    try:
+        export_format = stimuli_export.check_format(request.GET.get("format") or "csv")
+    except stimuli_export.ExportFormatError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(
+        stimuli_export.stream_stimuli(study, export_format),
+        content_type=STIMULI_CONTENT_TYPES[export_format],
+    )
+    filename = stimuli_export.export_filename(study, export_format)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

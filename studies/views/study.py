@@ -46,6 +46,7 @@ def _links(study: Study, can_edit: bool) -> list[dict]:
         ("Design", "design/", can_edit),
         ("Stimuli", "stimuli/upload/", can_edit),
         ("Queries", "queries/", True),
+        ("Download stimuli (CSV)", "stimuli.csv", True),
         ("Review texts", "review/", True),
         ("Preview as a participant", "preview/", can_edit),
         ("Results and statistics", "results/", True),

@@ -58,10 +58,19 @@ class Rule:
     action: Action | None
     methods: tuple[str, ...] = ("GET",)
     kwargs: Callable[[World], dict] = lambda world: {}
+    # What writes (every method but GET) need, when more than reading does.
+    write_action: Action | None = None
+
+    def needs(self, method: str) -> Action | None:
+        return self.write_action if method != "GET" and self.write_action else self.action
 
 
 def _slug(world: World) -> dict:
     return {"slug": world.study.slug}
+
+
+def _block(world: World) -> dict:
+    return {"slug": world.study.slug, "key": world.study.blocks.first().key}
 
 
 def _variant(world: World) -> dict:
@@ -113,6 +122,7 @@ ROUTES: dict[str, Rule] = {
     # stimuli and review
     "studies:stimuli-upload": Rule(Action.EDIT, ("GET", "POST"), _slug),
     "studies:stimuli-confirm": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:stimuli-download": Rule(Action.VIEW, kwargs=_slug),
     "studies:queries": Rule(Action.VIEW, kwargs=_slug),
     "studies:query": Rule(
         Action.VIEW, kwargs=lambda w: {"slug": w.study.slug, "query_id": w.variant.query.query_id}
@@ -136,6 +146,22 @@ ROUTES: dict[str, Rule] = {
     "studies:dashboard-json": Rule(Action.VIEW, kwargs=_slug),
     "studies:preview": Rule(Action.EDIT, ("GET", "POST"), _slug),
     "studies:preview-page": Rule(Action.EDIT, ("GET", "POST"), _slug),
+    # builder
+    "studies:new": Rule(None, ("GET", "POST")),
+    "studies:design": Rule(Action.VIEW, kwargs=_slug),
+    "studies:design-section": Rule(
+        Action.VIEW,
+        ("GET", "POST"),
+        lambda w: {"slug": w.study.slug, "section": "metadata"},
+        write_action=Action.EDIT,
+    ),
+    "studies:design-blocks": Rule(Action.VIEW, kwargs=_slug),
+    "studies:design-block-new": Rule(Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT),
+    "studies:design-block": Rule(Action.VIEW, ("GET", "POST"), _block, write_action=Action.EDIT),
+    "studies:design-block-action": Rule(Action.EDIT, ("POST",), _block),
+    "studies:spec-download": Rule(Action.VIEW, kwargs=_slug),
+    "studies:duplicate": Rule(Action.VIEW, ("GET", "POST"), _slug),
+    "studies:plan": Rule(Action.VIEW, kwargs=_slug),
     "studies:api-models": Rule(None, ("GET", "POST")),
     "studies:api-model": Rule(None, ("GET", "PUT"), lambda w: {"name": w.model.name}),
     "studies:api-study-jobs": Rule(Action.VIEW, ("GET",), _slug),
@@ -190,21 +216,21 @@ def _snapshot() -> str:
 
 
 @pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker, seed_spec) -> Iterator[World]:
+def world(django_db_setup, django_db_blocker, every_type_spec) -> Iterator[World]:
     """One study with a member of each role, built once; each test's writes are rolled back."""
     with django_db_blocker.unblock():
-        world = _build_world(seed_spec)
+        world = _build_world(every_type_spec)
         yield world
         world.study.delete()
         world.model.delete()
         get_user_model().objects.filter(username__in=ROLES).delete()
 
 
-def _build_world(seed_spec) -> World:
+def _build_world(base) -> World:
     from studies import services
 
     users = get_user_model().objects
-    spec, rows = seed_spec
+    spec, rows = base
     study = services.import_study(spec=spec, stimuli=rows)
     people = {role: users.create_user(role, password=f"pw-{role}-123") for role in ROLES[:4]}
     for role in ("owner", "editor", "viewer"):
@@ -234,14 +260,15 @@ def _call(client: Client, method: str, url: str):
     return getattr(client, method.lower())(url, data={}, content_type="application/json")
 
 
-def _expectation(rule: Rule, role: str, url: str) -> str:
+def _expectation(rule: Rule, role: str, method: str) -> str:
     if role == "anonymous":
         return "login"
-    if rule.action is None:
+    needed = rule.needs(method)
+    if needed is None:
         return "allowed"
     if role == "other":
         return "not_found"
-    return "allowed" if rule.action in ROLE_ACTIONS[role] else "forbidden"
+    return "allowed" if needed in ROLE_ACTIONS[role] else "forbidden"
 
 
 def _check(expected: str, response, url: str, method: str, role: str) -> str | None:
@@ -253,7 +280,9 @@ def _check(expected: str, response, url: str, method: str, role: str) -> str | N
         if url.startswith("/api/"):
             return None if status in (401, 403) else f"{where}, expected 401/403"
         location = response.get("Location", "")
-        return None if status == 302 and "/accounts/login/" in location else f"{where}, expected login"
+        return (
+            None if status == 302 and "/accounts/login/" in location else f"{where}, expected login"
+        )
     if expected == "not_found":
         return None if status == 404 else f"{where}, expected 404"
     if expected == "forbidden":
@@ -267,8 +296,8 @@ def test_route_answers_each_kind_of_user(name, world):
     url = reverse(name, kwargs=rule.kwargs(world))
     failures = []
     for role in ROLES:
-        expected = _expectation(rule, role, url)
         for method in rule.methods:
+            expected = _expectation(rule, role, method)
             client = _client(world, role)
             before = _snapshot() if expected != "allowed" and method != "GET" else None
             with transaction.atomic():
@@ -285,7 +314,10 @@ def test_route_answers_each_kind_of_user(name, world):
 
 @pytest.mark.parametrize(
     "model_admin",
-    [pytest.param(ma, id=f"{m._meta.app_label}.{m._meta.model_name}") for m, ma in admin.site._registry.items()],
+    [
+        pytest.param(ma, id=f"{m._meta.app_label}.{m._meta.model_name}")
+        for m, ma in admin.site._registry.items()
+    ],
 )
 def test_admin_is_for_superusers_only(model_admin, world):
     meta = model_admin.model._meta

@@ -81,6 +81,7 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "import_stimuli": {"SLUG": "refusal-perception", "FILE": stimuli},
             "launch_study": {"SLUG": "refusal-perception", "N": "4"},
             "export_study_spec": {"SLUG": "refusal-perception", "FILE": "spec.yaml"},
+            "export_stimuli": {"SLUG": "refusal-perception", "FILE": "stimuli-export.csv"},
             "register_model": {
                 "NAME": "loopback",
                 "KEY=VALUE": f"base_url={server.url} --set model=m --set max_retries=0",
@@ -101,6 +102,7 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "import_stimuli": "16 queries created",
             "launch_study": "is live with 4 pilot participant slots",
             "export_study_spec": "slug: refusal-perception",
+            "export_stimuli": "16 queries written to stimuli-export.csv",
             "register_model": "loopback: openai on queue default",
             "generate_responses": "done",
             "export_ratings": "",
