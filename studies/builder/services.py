@@ -33,6 +33,9 @@ class SlugTaken(ValueError):
 def _lock_slug(slug: str) -> None:
     # import_study updates a study that exists: two creates racing for one slug must not
     # let the second update the first's new study, so creates of a slug take turns.
+    # SQLite (the demo's fallback) serialises every write transaction anyway.
+    if connection.vendor != "postgresql":
+        return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"study-slug:{slug}"])
 

@@ -128,6 +128,7 @@ def test_new_researcher_builds_launches_watches_and_pauses_a_study(
     researcher = create_researcher(username="rita", email="rita@example.org")
     server = live_server.url
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
     context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     errors: list[str] = []
@@ -332,9 +333,12 @@ def test_new_researcher_builds_launches_watches_and_pauses_a_study(
     assert_accessible(page)
     press(page, "Launch")
     expect(page.locator("#study-status")).to_have_text("Live")
-    expect(page.get_by_role("button", name="Copy")).to_be_visible()
-    link = page.locator("#recruitment-link").inner_text()
     assert_accessible(page)
+    # The copy button puts the link on the clipboard, as a researcher pastes it into Prolific.
+    page.get_by_role("button", name="Copy").click()
+    expect(page.locator("[data-copy-status='recruitment-link']")).to_have_text("Copied.")
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert link == page.locator("#recruitment-link").inner_text().strip()
     parts = urlsplit(link)
     params = dict(parse_qsl(parts.query))
     assert set(params) == {"PROLIFIC_PID", "STUDY_ID", "SESSION_ID"}

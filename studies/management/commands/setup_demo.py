@@ -6,7 +6,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
@@ -29,12 +28,10 @@ class Command(BaseCommand):
     def handle(self, *args, base_url: str, username: str, **options) -> None:
         password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
         user, _ = get_user_model().objects.get_or_create(username=username)
-        user.is_staff = True
+        # A researcher, as create_researcher makes them: not staff, roles per study only.
+        user.is_staff = False
         user.set_password(password)
         user.save()
-        user.user_permissions.set(
-            Permission.objects.filter(content_type__app_label__in=["studies", "annotation"])
-        )
 
         base = base_url.rstrip("/")
         self.stdout.write(self.style.SUCCESS("\nRefusalLab demo is ready\n"))
@@ -54,5 +51,6 @@ class Command(BaseCommand):
                 f"    participant:  {base}/s/{study.slug}/?PROLIFIC_PID=demo-{secrets.token_hex(3)}"
             )
             self.stdout.write(f"    progress:     {base}/studies/{study.slug}/")
-        self.stdout.write(f"\n  researcher pages: {base}/studies/   admin: {base}/admin/")
+        self.stdout.write(f"\n  researcher pages: {base}/   (log in at {base}/accounts/login/)")
+        self.stdout.write(f"  new study:        {base}/studies/new/   API docs: {base}/api/docs/")
         self.stdout.write(f"  login: {username} / {password}\n")
