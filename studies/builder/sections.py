@@ -114,14 +114,26 @@ class ListPart:
         return True
 
 
+# Starting values of a row added with "add another": a bound formset shows submitted data
+# only, so a new row would otherwise lose its form's initial values (e.g. a 7-point scale).
+NEW_ROW_VALUES: dict[str, dict[str, str]] = {
+    "question": {"points": "7", "required": "on"},
+    "check": {"points": "7"},
+    "bq": {"required": "on"},
+}
+
+
 def with_added_row(data: QueryDict, prefix: str) -> QueryDict:
     """The submitted data with one more blank form in the formset ``prefix`` ("add another")."""
     data = data.copy()
     key = f"{prefix}-TOTAL_FORMS"
     try:
-        data[key] = str(int(data.get(key, "0")) + 1)
+        index = int(data.get(key, "0"))
     except ValueError:
-        pass  # a tampered management form: the formset reports it
+        return data  # a tampered management form: the formset reports it
+    data[key] = str(index + 1)
+    for field, value in NEW_ROW_VALUES.get(prefix, {}).items():
+        data[f"{prefix}-{index}-{field}"] = value
     return data
 
 

@@ -91,7 +91,7 @@ def study_detail(
         else None,
         "jobs": jobs,
         "any_running": any(not row["progress"]["finished"] for row in jobs),
-        "generation_form": form or GenerationJobForm(),
+        "generation_form": form or GenerationJobForm(user=request.user),
         "can_generate": can_edit and study.status in generation_services.GENERATABLE_STATUSES,
     }
     return render(

@@ -60,6 +60,8 @@ class Rule:
     kwargs: Callable[[World], dict] = lambda world: {}
     # What writes (every method but GET) need, when more than reading does.
     write_action: Action | None = None
+    # A registry model's own routes: writes (or every method, with "all") for its owner only.
+    model_owner_only: str = ""
 
     def needs(self, method: str) -> Action | None:
         return self.write_action if method != "GET" and self.write_action else self.action
@@ -67,6 +69,14 @@ class Rule:
 
 def _slug(world: World) -> dict:
     return {"slug": world.study.slug}
+
+
+def _model(world: World) -> dict:
+    return {"name": world.model.name}
+
+
+def _member(world: World) -> dict:
+    return {"slug": world.study.slug, "username": "viewer"}
 
 
 def _block(world: World) -> dict:
@@ -98,6 +108,7 @@ PUBLIC = {
     "password_reset_complete",
     "api-schema",
     "api-docs",
+    "studies:api-token",
 }
 # Signed-in pages about the account itself, not a study.
 ACCOUNT = {"password_change", "password_change_done"}
@@ -162,8 +173,39 @@ ROUTES: dict[str, Rule] = {
     "studies:spec-download": Rule(Action.VIEW, kwargs=_slug),
     "studies:duplicate": Rule(Action.VIEW, ("GET", "POST"), _slug),
     "studies:plan": Rule(Action.VIEW, kwargs=_slug),
+    # members
+    "studies:members": Rule(Action.VIEW, kwargs=_slug),
+    "studies:member-add": Rule(Action.MANAGE, ("POST",), _slug),
+    "studies:member-change": Rule(Action.MANAGE, ("POST",), _member),
+    "studies:member-remove": Rule(Action.MANAGE, ("POST",), _member),
+    # the model registry
+    "studies:model-edit": Rule(None, ("GET", "POST"), _model, model_owner_only="all"),
     "studies:api-models": Rule(None, ("GET", "POST")),
-    "studies:api-model": Rule(None, ("GET", "PUT"), lambda w: {"name": w.model.name}),
+    "studies:api-model": Rule(None, ("GET", "PUT"), _model, model_owner_only="writes"),
+    # the REST API
+    "studies:api-studies": Rule(None, ("GET", "POST")),
+    "studies:api-study": Rule(Action.VIEW, ("GET", "PUT"), _slug, write_action=Action.EDIT),
+    "studies:api-study-duplicate": Rule(Action.VIEW, ("POST",), _slug),
+    "studies:api-study-stimuli": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:api-study-queries": Rule(Action.VIEW, kwargs=_slug),
+    "studies:api-study-audit": Rule(Action.VIEW, kwargs=_slug),
+    "studies:api-variants": Rule(Action.VIEW, kwargs=_slug),
+    "studies:api-variants-approve": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:api-variant": Rule(Action.VIEW, ("GET", "PATCH"), _variant, write_action=Action.EDIT),
+    "studies:api-variant-approve": Rule(Action.EDIT, ("POST",), _variant),
+    "studies:api-variant-reject": Rule(Action.EDIT, ("POST",), _variant),
+    "studies:api-study-launch": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:api-study-launch-full": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:api-study-pause": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:api-study-resume": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:api-study-close": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:api-study-add-slots": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:api-study-archive": Rule(Action.MANAGE, ("POST",), _slug),
+    "studies:api-study-delete": Rule(Action.MANAGE, ("POST",), _slug),
+    "studies:api-members": Rule(Action.VIEW, ("GET", "POST"), _slug, write_action=Action.MANAGE),
+    "studies:api-member": Rule(Action.MANAGE, ("PATCH", "DELETE"), _member),
+    "studies:api-study-dashboard": Rule(Action.VIEW, kwargs=_slug),
+    "studies:api-study-analysis": Rule(Action.VIEW, ("GET", "POST"), _slug),
     "studies:api-study-jobs": Rule(Action.VIEW, ("GET",), _slug),
     "studies:api-job": Rule(Action.VIEW, kwargs=lambda w: {"pk": w.job.pk}),
     "studies:api-job-cancel": Rule(Action.EDIT, ("POST",), lambda w: {"pk": w.job.pk}),
@@ -263,6 +305,9 @@ def _call(client: Client, method: str, url: str):
 def _expectation(rule: Rule, role: str, method: str) -> str:
     if role == "anonymous":
         return "login"
+    if rule.model_owner_only == "all" or (rule.model_owner_only and method != "GET"):
+        # The world's model belongs to the user called "owner"; it is shared, so others see it.
+        return "allowed" if role == "owner" else "forbidden"
     needed = rule.needs(method)
     if needed is None:
         return "allowed"

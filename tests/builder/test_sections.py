@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -207,6 +209,8 @@ def test_questions_add_reorder_delete_round_trip(clients, new_study):
     response = submit(client, url, {}, button="add_question")
     assert response.status_code == 200
     assert 'name="question-2-key"' in response.content.decode()
+    # The added row starts from the form's defaults, as the first blank row does.
+    assert re.search(r'name="question-2-points" value="7"', response.content.decode())
     response = submit(
         client,
         url,
