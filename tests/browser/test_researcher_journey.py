@@ -1,10 +1,12 @@
 """A new researcher goes from an empty account to a launched, watched and paused study in
 Chromium, with no file but the stimuli; a participant takes part in a second browser; and
-axe-core checks every page either of them sees."""
+axe-core checks every page either of them sees. What was built downloads as spec + stimuli
+and imports back equal."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -14,8 +16,11 @@ from django.apps import apps
 from playwright.sync_api import Browser, Page, expect
 
 from annotation.models import Participant, Slot
+from studies import selectors, services
 from studies.accounts import create_researcher, password_set_path
 from studies.models import AuditEvent, ResponseVariant, Study
+from studies.spec import load_spec
+from studies.stimuli_file import parse_stimuli
 from tests.browser.axe import assert_accessible
 from tests.browser.conftest import browser  # noqa: F401 - the shared Chromium fixture
 
@@ -44,6 +49,22 @@ def write_stimuli(path: Path, *, change: dict[tuple[str, str], str]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def stimulus_texts(study: Study) -> dict:
+    """Every query's texts, scenarios and approved responses: what a copy must carry over."""
+    return {
+        query.query_id: (
+            query.text,
+            query.category,
+            query.topic,
+            sorted(query.scenarios.values_list("motivation", "text")),
+            sorted(
+                query.variants.filter(review_status="approved").values_list("response_type", "text")
+            ),
+        )
+        for query in study.queries.all()
+    }
 
 
 def participant_side_rows() -> dict[str, int]:
@@ -385,5 +406,17 @@ def test_new_researcher_builds_launches_watches_and_pauses_a_study(
     assert_accessible(late)
     late_context.close()
     assert Participant.objects.filter(study=study).count() == 1
+
+    # --- Round trip: the study built here, downloaded as spec + stimuli, imports equal. -----
+    spec_text = page.request.get(f"{base}/spec.yaml").text()
+    stimuli_csv = page.request.get(f"{base}/stimuli.csv").body()
     context.close()
+    built = load_spec(spec_text)
+    copy = services.import_study(
+        spec=dataclasses.replace(built, slug="journey-copy"),
+        stimuli=parse_stimuli(stimuli_csv, "stimuli.csv"),
+    )
+    assert dataclasses.replace(selectors.study_spec(copy), slug=built.slug) == built
+    assert built == selectors.study_spec(study)
+    assert stimulus_texts(copy) == stimulus_texts(study)
     assert errors == []
