@@ -141,6 +141,11 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "RefusalLab <noreply@localhost>")
 
+# An uploaded stimuli file waits here between its preview and the researcher's confirmation.
+STIMULI_UPLOAD_DIR = Path(os.environ.get("STIMULI_UPLOAD_DIR", BASE_DIR / "var" / "uploads"))
+STIMULI_UPLOAD_MAX_BYTES = int(os.environ.get("STIMULI_UPLOAD_MAX_BYTES", str(5 * 1024 * 1024)))
+STIMULI_UPLOAD_MAX_AGE = int(os.environ.get("STIMULI_UPLOAD_MAX_AGE", "3600"))
+
 # Hosts a model's requests (and its API key) may be sent to: comma-separated host names,
 # "*.example.org" wildcards. Empty allows loopback hosts only.
 MODEL_HOSTS_ALLOWED = env_list("MODEL_HOSTS_ALLOWED", "localhost,127.0.0.1,[::1]")

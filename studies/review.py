@@ -80,10 +80,19 @@ class ReviewFilter(django_filters.FilterSet):
         base = base.order_by()
         categories = sorted(set(base.values_list("query__category", flat=True)))
         models = sorted(set(base.values_list("model_name", flat=True)))
-        self.filters["category"].extra["choices"] = [(c, c) for c in categories]
-        self.filters["model"].extra["choices"] = [
-            (name or NO_MODEL, name or "none (imported or written)") for name in models
-        ]
+        self._set_choices("category", [(c, c) for c in categories])
+        self._set_choices(
+            "model", [(name or NO_MODEL, name or "none (imported or written)") for name in models]
+        )
+
+    def _set_choices(self, name: str, choices: list[tuple[str, str]]) -> None:
+        filter_ = self.filters[name]
+        filter_.extra["choices"] = choices
+        # A filter builds its form field once and keeps it (``_field``), and the copy each
+        # FilterSet makes keeps it too: once anything (the API schema, an earlier request)
+        # has built the class's field, its stale choices would make a valid value "invalid"
+        # and the filter silently ignored. Drop it so the field is built with these choices.
+        vars(filter_).pop("_field", None)
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
