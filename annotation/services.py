@@ -436,3 +436,30 @@ def exclude_participant(*, participant: Participant, reason: str, actor=None) ->
         reason=reason,
     )
     return participant
+
+
+def slot_count(study: Study) -> int:
+    return Slot.objects.filter(study=study).count()
+
+
+@transaction.atomic
+def end_pilot_flags(*, study: Study) -> int:
+    """After a full launch a freed pilot slot goes to an ordinary participant; who *was* a
+    pilot participant stays recorded on Participant.is_pilot."""
+    return Slot.objects.filter(study=study, is_pilot=True).update(is_pilot=False)
+
+
+@transaction.atomic
+def delete_study_records(*, study: Study) -> int:
+    """Delete everything participants left in a study; returns how many participants there were.
+
+    Ratings, answers and trials protect the queries and questions they point at, so they must
+    go before the study itself can.
+    """
+    participants = Participant.objects.filter(study=study).count()
+    Rating.objects.filter(participant__study=study).delete()
+    BlockAnswer.objects.filter(participant__study=study).delete()
+    Trial.objects.filter(participant__study=study).delete()
+    Participant.objects.filter(study=study).delete()
+    Slot.objects.filter(study=study).delete()
+    return participants

@@ -110,5 +110,8 @@ say "ruff format --check"
 say "collectstatic"
 "$VENV/bin/python" manage.py collectstatic --noinput -v0
 
-say "pytest $*"
-exec "$VENV/bin/pytest" "$@"
+# Two processes by default (pytest-xdist), one per core of the machines this runs on; each has
+# its own test database and Redis database (tests/conftest.py). TEST_WORKERS=0 runs in one.
+workers=${TEST_WORKERS:-2}
+say "pytest -n $workers $*"
+exec "$VENV/bin/pytest" -n "$workers" --dist loadfile "$@"

@@ -16,7 +16,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation import services as annotation_services
-from annotation.models import BlockAnswer, Participant, Rating, Slot, Trial
 from studies import selectors
 from studies.design import PlannedSlot, QueryRef, build_plan
 from studies.errors import LaunchRefused, StudyStateError
@@ -58,7 +57,7 @@ def study_plan(study: Study, n_slots: int) -> tuple[list[PlannedSlot], dict[str,
 
 
 def slot_count(study: Study) -> int:
-    return Slot.objects.filter(study=study).count()
+    return annotation_services.slot_count(study)
 
 
 def awaiting_full_launch(study: Study) -> bool:
@@ -137,9 +136,7 @@ def launch_full(*, study: Study, actor: AbstractBaseUser | None = None) -> int:
             "use “Add slots” to raise the target"
         )
     slots = _extend_plan(study, missing)
-    # From now on a freed pilot slot goes to an ordinary participant; who *was* a pilot
-    # participant stays recorded on Participant.is_pilot.
-    Slot.objects.filter(study=study, is_pilot=True).update(is_pilot=False)
+    annotation_services.end_pilot_flags(study=study)
     previous = study.status
     study.status = Status.LIVE
     study.save(update_fields=["status", "updated_at"])
@@ -256,13 +253,7 @@ def delete_study(*, study: Study, confirm: str, actor: AbstractBaseUser | None =
             f"study '{study.slug}' is {study.status}; people may be taking it right now. "
             "Close it first, then delete it."
         )
-    participants = Participant.objects.filter(study=study).count()
-    # Participant-side rows protect the queries and questions they point at, so they go first.
-    Rating.objects.filter(participant__study=study).delete()
-    BlockAnswer.objects.filter(participant__study=study).delete()
-    Trial.objects.filter(participant__study=study).delete()
-    Participant.objects.filter(study=study).delete()
-    Slot.objects.filter(study=study).delete()
+    participants = annotation_services.delete_study_records(study=study)
     slug, pk = study.slug, study.pk
     study.delete()
     logger.warning(

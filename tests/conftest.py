@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,35 @@ from studies.spec import StudySpec, load_spec_file
 from studies.stimuli_file import read_stimuli_file
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _broker_per_parallel_worker() -> None:
+    """Each pytest-xdist worker has a test database of its own (test_…_gw0, _gw1); it gets a
+    Redis database of its own too, so a Celery worker one of them starts never takes the
+    other's tasks. Workers count down from the configured database number."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    from config.celery import app
+
+    base = os.environ.get("CELERY_BROKER_URL", settings.CELERY_BROKER_URL)
+    match = re.match(r"(.*/)(\d+)$", base)
+    prefix, number = (match[1], int(match[2])) if match else (base.rstrip("/") + "/", 15)
+    url = f"{prefix}{max(number - int(worker[2:]), 0)}"
+    os.environ["CELERY_BROKER_URL"] = url  # for worker processes the tests start
+    settings.CELERY_BROKER_URL = url
+    app.conf.broker_url = url
+
+
+_broker_per_parallel_worker()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that take minutes start first, so the parallel workers finish together instead of
+    one of them running the longest test alone at the end (pytest-django puts transactional
+    tests last, where the platform simulation would otherwise land)."""
+    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
 SEED_SPEC = ROOT / "examples" / "refusal-perception" / "study.yaml"
 EVERY_TYPE_SPEC = ROOT / "examples" / "every-type" / "study.yaml"
 

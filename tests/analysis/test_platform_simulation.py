@@ -91,6 +91,7 @@ def simulate_one(study, index: int, seed: int, query_effect: dict, questions: li
         ).participant
 
 
+@pytest.mark.long_running
 def test_stored_analysis_recovers_the_true_effects(make_study):
     study = make_study(target_participants=480)
     simulate_participants(study, 480, seed=11, threads=4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from io import StringIO
 
@@ -11,22 +12,39 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from studies import analysis_jobs
+from annotation import services as annotation_services
+from studies import analysis_jobs, services
 from studies.models import AnalysisResult, StudyMembership
 from tests.analysis.test_platform_simulation import simulate_participants
 
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(scope="module")
+def analysed_study(django_db_setup, django_db_blocker, seed_spec):
+    """One analysed study for the whole module (the analysis is the slow part); each test's
+    own writes are rolled back as usual."""
+    with django_db_blocker.unblock():
+        spec, rows = seed_spec
+        study = services.import_study(
+            spec=dataclasses.replace(spec, target_participants=12), stimuli=rows
+        )
+        services.launch_study(study=study)
+        simulate_participants(study, 12, seed=3)
+        owner = get_user_model().objects.create_user("owner", password="x")
+        StudyMembership.objects.create(study=study, user=owner, role="owner")
+        # What the Celery task runs, on a row as request_analysis creates it.
+        queued = AnalysisResult.objects.create(study=study, inclusion="completed")
+        analysis_jobs.compute(queued.pk)
+        yield study, owner
+        annotation_services.delete_study_records(study=study)
+        study.delete()
+        owner.delete()
+
+
 @pytest.fixture
-def analysed(make_study, django_capture_on_commit_callbacks):
-    study = make_study(target_participants=12)
-    simulate_participants(study, 12, seed=3)
-    owner = get_user_model().objects.create_user("owner", password="x", is_staff=True)
-    StudyMembership.objects.create(study=study, user=owner, role="owner")
-    with django_capture_on_commit_callbacks(execute=False):
-        queued = analysis_jobs.request_analysis(study=study)
-    analysis_jobs.compute(queued.pk)
+def analysed(analysed_study):
+    study, owner = analysed_study
     client = Client()
     client.force_login(owner)
     return study, client
@@ -81,7 +99,7 @@ def test_recompute_queues_one_computation(analysed, django_capture_on_commit_cal
 
 def test_other_researchers_get_404(analysed):
     study, _client = analysed
-    stranger = get_user_model().objects.create_user("stranger", password="x", is_staff=True)
+    stranger = get_user_model().objects.create_user("stranger", password="x")
     client = Client()
     client.force_login(stranger)
     assert client.get(f"/studies/{study.slug}/results/").status_code == 404

@@ -139,6 +139,7 @@ def take_study(page: Page, *, done_heading: re.Pattern) -> list[str]:
     raise AssertionError("the study did not end within 40 pages")
 
 
+@pytest.mark.long_running
 def test_new_researcher_builds_launches_watches_and_pauses_a_study(
     browser: Browser,  # noqa: F811
     live_server,
