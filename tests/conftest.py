@@ -46,6 +46,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     one of them running the longest test alone at the end (pytest-django puts transactional
     tests last, where the platform simulation would otherwise land)."""
     items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
+
+
 SEED_SPEC = ROOT / "examples" / "refusal-perception" / "study.yaml"
 EVERY_TYPE_SPEC = ROOT / "examples" / "every-type" / "study.yaml"
 
