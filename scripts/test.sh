@@ -112,6 +112,8 @@ say "collectstatic"
 
 # Two processes by default (pytest-xdist), one per core of the machines this runs on; each has
 # its own test database and Redis database (tests/conftest.py). TEST_WORKERS=0 runs in one.
+# Files go out in collection order, where tests/conftest.py puts the longest tests first
+# (xdist's default would send the many-test files first and leave the longest for the end).
 workers=${TEST_WORKERS:-2}
 say "pytest -n $workers $*"
-exec "$VENV/bin/pytest" -n "$workers" --dist loadfile "$@"
+exec "$VENV/bin/pytest" -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
