@@ -105,7 +105,7 @@ def test_make_demo_on_postgresql_with_a_worker(fresh_postgres_database):
     text, _ = _run_demo(
         {
             "DATABASE_URL": fresh_postgres_database,
-            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/9",
         }
     )
     assert "tasks:    Celery worker" in text
