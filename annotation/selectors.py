@@ -187,6 +187,7 @@ def ratings_long_format(study: Study, statuses: tuple[str, ...] | None = None):
         row = {
             "participant_id": participant.pseudonym[:16],
             "participant_status": participant.status,
+            "is_pilot": participant.is_pilot,
             "query_id": query.query_id if query else "",
             "category": query.category if query else "",
             "topic": query.topic if query else "",
@@ -210,6 +211,7 @@ def ratings_long_format(study: Study, statuses: tuple[str, ...] | None = None):
 BLOCK_ANSWER_COLUMNS: tuple[str, ...] = (
     "participant_id",
     "participant_status",
+    "is_pilot",
     "block",
     "question",
     "type",
@@ -268,6 +270,7 @@ def block_answers_rows(
                 yield {
                     "participant_id": participant.pseudonym[:16],
                     "participant_status": participant.status,
+                    "is_pilot": participant.is_pilot,
                     "block": block.key,
                     "question": question.key,
                     "type": question.kind,

@@ -52,6 +52,7 @@ SCENARIO_COLUMNS: tuple[str, ...] = tuple(scenario_column(m) for m in MOTIVATION
 LONG_FORMAT_BASE: tuple[str, ...] = (
     "participant_id",
     "participant_status",
+    "is_pilot",
     "query_id",
     "category",
     "topic",
@@ -85,6 +86,7 @@ LONG_FORMAT_REQUIRED: tuple[str, ...] = (
 LONG_FORMAT_DESCRIPTIONS: dict[str, str] = {
     "participant_id": "pseudonymous participant id (first 16 hex digits of the keyed pseudonym)",
     "participant_status": "the participant's status (completed, returned, timed_out, ...)",
+    "is_pilot": "True when the participant took part in the study's pilot launch",
     "query_id": "the query's id from the stimuli file",
     "category": "the query's safety category",
     "topic": "the query's topic",

@@ -32,6 +32,7 @@ BLOCK_ANSWER_DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "pseudonymous participant id, the same as participant_id in the ratings export",
     ),
     "participant_status": ("category", "the participant's status at export time"),
+    "is_pilot": ("boolean", "True when the participant took part in the pilot launch"),
     "block": ("category", "the questionnaire block's key"),
     "question": ("category", "the block question's key"),
     "type": ("category", "the question's type; says how value is written"),
@@ -79,6 +80,7 @@ def _ratings_columns(study: Study, item_questions, checks) -> list[dict[str, Any
     known: dict[str, tuple[str, list[Any] | str]] = {
         "participant_id": ("string", "16 hexadecimal digits"),
         "participant_status": ("category", list(Participant.Status.values)),
+        "is_pilot": ("boolean", ["True", "False"]),
         "query_id": ("string", "a query id of the study's stimuli"),
         "category": ("category", categories),
         "topic": ("string", "a topic of the study's stimuli"),
@@ -214,6 +216,8 @@ def _block_column_values(
 ) -> list[str] | str:
     if name == "participant_status":
         return list(Participant.Status.values)
+    if name == "is_pilot":
+        return ["True", "False"]
     if name == "block":
         return [b.key for b in blocks]
     if name == "question":

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.django_db
 COLUMNS = [
     "participant_id",
     "participant_status",
+    "is_pilot",
     "block",
     "question",
     "type",
