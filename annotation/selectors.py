@@ -106,10 +106,7 @@ def progress(
 
 def page_count(participant: Participant) -> int:
     """Every page the participant answers: rated items plus questionnaire blocks."""
-    return (
-        item_count(participant)
-        + QuestionnaireBlock.objects.filter(study_id=participant.study_id).count()
-    )
+    return progress(participant).total
 
 
 def has_free_slot(study: Study) -> bool:

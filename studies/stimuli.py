@@ -29,21 +29,19 @@ from studies.models import Query, ResponseVariant, Study
 from studies.services import EDITABLE_STATUSES, StimuliImportSummary, import_stimuli
 from studies.stimuli_file import StimuliFileError, StimulusRow, parse_stimuli
 
-DEFAULT_MAX_BYTES = 5 * 1024 * 1024
-DEFAULT_MAX_AGE_S = 60 * 60
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{40,64}")
 
 
 def max_upload_bytes() -> int:
-    return int(getattr(settings, "STIMULI_UPLOAD_MAX_BYTES", DEFAULT_MAX_BYTES))
+    return settings.STIMULI_UPLOAD_MAX_BYTES
 
 
 def max_upload_age_s() -> int:
-    return int(getattr(settings, "STIMULI_UPLOAD_MAX_AGE", DEFAULT_MAX_AGE_S))
+    return settings.STIMULI_UPLOAD_MAX_AGE
 
 
 def staging_dir() -> Path:
-    return Path(getattr(settings, "STIMULI_UPLOAD_DIR", settings.BASE_DIR / "var" / "uploads"))
+    return Path(settings.STIMULI_UPLOAD_DIR)
 
 
 class UploadError(Exception):

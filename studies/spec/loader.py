@@ -677,23 +677,41 @@ class _Checker:
             out.append({"name": name, "levels": levels, "assignment": assignment})
         return out
 
-    def levels(self, m: dict, path: str, factor: str | Any) -> list | Any:
-        p = f"{path}.levels"
-        if "levels" not in m:
-            self.add(p, "required field 'levels' is missing")
+    def distinct_texts(
+        self,
+        m: dict,
+        key: str,
+        path: str,
+        *,
+        min_items: int,
+        noun: str,
+        max_len: int,
+        missing: str = "",
+    ) -> list | Any:
+        """A required list of distinct non-empty strings (factor levels, answer options)."""
+        p = f"{path}.{key}"
+        if key not in m:
+            self.add(p, f"required field '{key}' is missing{missing}")
             return _INVALID
-        items = self.sequence(m["levels"], p, min_items=1, what="levels")
+        items = self.sequence(m[key], p, min_items=min_items, what=key)
         if items is _INVALID:
             return _INVALID
         out: list[str] = []
         for j, raw in enumerate(items):
-            level = self.text(raw, f"{p}[{j}]", max_len=MAX_NAME)
-            if level is _INVALID:
+            text = self.text(raw, f"{p}[{j}]", max_len=max_len)
+            if text is _INVALID:
                 return _INVALID
-            if level in out:
-                self.add(f"{p}[{j}]", f"level '{level}' is listed twice")
+            if text in out:
+                self.add(f"{p}[{j}]", f"{noun} '{text}' is listed twice")
                 return _INVALID
-            out.append(level)
+            out.append(text)
+        return out
+
+    def levels(self, m: dict, path: str, factor: str | Any) -> list | Any:
+        p = f"{path}.levels"
+        out = self.distinct_texts(m, "levels", path, min_items=1, noun="level", max_len=MAX_NAME)
+        if out is _INVALID:
+            return _INVALID
         if factor == RESPONSE_TYPE_FACTOR:
             for j, level in enumerate(out):
                 if level not in RESPONSE_TYPES:
@@ -1078,23 +1096,15 @@ class _Checker:
         return out
 
     def options(self, m: dict, path: str) -> list | Any:
-        p = f"{path}.options"
-        if "options" not in m:
-            self.add(p, "required field 'options' is missing (a list of at least 2 answers)")
-            return _INVALID
-        items = self.sequence(m["options"], p, min_items=2, what="options")
-        if items is _INVALID:
-            return _INVALID
-        out: list[str] = []
-        for j, raw in enumerate(items):
-            label = self.text(raw, f"{p}[{j}]", max_len=MAX_LABEL)
-            if label is _INVALID:
-                return _INVALID
-            if label in out:
-                self.add(f"{p}[{j}]", f"option '{label}' is listed twice")
-                return _INVALID
-            out.append(label)
-        return out
+        return self.distinct_texts(
+            m,
+            "options",
+            path,
+            min_items=2,
+            noun="option",
+            max_len=MAX_LABEL,
+            missing=" (a list of at least 2 answers)",
+        )
 
     def bound(self, m: dict, key: str, path: str) -> int | float | None | Any:
         """An optional number (integer or decimal) bound of a number question."""
