@@ -12,27 +12,30 @@ from studies.domain import LONG_FORMAT_BASE, LONG_FORMAT_TAIL
 from studies.models import Query, Question, QuestionnaireBlock, Scenario, Study
 
 
-def participant_step(participant: Participant) -> str:
-    """The page a participant belongs on.
+def participant_page(participant: Participant) -> tuple[str, QuestionnaireBlock | None]:
+    """The page a participant belongs on, and for "block" which block (else None).
 
-    One of consent, instructions, block, item, done, ended or declined; for "block",
-    ``current_block`` names which one.
+    The step is one of consent, instructions, block, item, done, ended or declined.
     """
     status = participant.status
     if status == Participant.Status.COMPLETED:
-        return "done"
+        return "done", None
     if status in (Participant.Status.TIMED_OUT, Participant.Status.EXCLUDED):
-        return "ended"
+        return "ended", None
     # "returned" is how a declined consent was stored before the declined state existed.
     if status in (Participant.Status.DECLINED, Participant.Status.RETURNED):
-        return "declined"
+        return "declined", None
     if participant.slot_id is None:
-        return "consent"
+        return "consent", None
     if participant.instructions_read_at is None:
-        return "instructions"
-    if current_block(participant) is not None:
-        return "block"
-    return "item"
+        return "instructions", None
+    block = current_block(participant)
+    return ("block", block) if block is not None else ("item", None)
+
+
+def participant_step(participant: Participant) -> str:
+    """The page a participant belongs on (see participant_page)."""
+    return participant_page(participant)[0]
 
 
 def study_blocks(study_id: int) -> list[QuestionnaireBlock]:

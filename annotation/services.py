@@ -364,9 +364,7 @@ def record_block_answers(
     )
     if block_key in (participant.completed_blocks or []):
         return RecordOutcome("duplicate", participant)
-    if selectors.participant_step(participant) != "block":
-        return RecordOutcome("stale", participant)
-    block = selectors.current_block(participant)
+    _step, block = selectors.participant_page(participant)
     if block is None or block.key != block_key:
         # A later block cannot be answered before the earlier pages.
         return RecordOutcome("stale", participant)

@@ -41,11 +41,10 @@ def _participant(request: HttpRequest, study: Study) -> Participant | None:
 
 
 def _page_for(study: Study, participant: Participant) -> HttpResponse:
-    step = selectors.participant_step(participant)
+    step, block = selectors.participant_page(participant)
     if step == "item":
         return redirect("annotation:item", slug=study.slug, position=participant.position)
     if step == "block":
-        block = selectors.current_block(participant)
         return redirect("annotation:block", slug=study.slug, key=block.key)
     return redirect(f"annotation:{step}", slug=study.slug)
 
@@ -268,11 +267,7 @@ def _number_text(value: float | None) -> str:
 @require_http_methods(["GET", "HEAD", "POST"])
 def block(request: HttpRequest, study: Study, participant: Participant, key: str):
     """One questionnaire block (demographics, a final comment…): all its questions on one page."""
-    current = (
-        selectors.current_block(participant)
-        if selectors.participant_step(participant) == "block"
-        else None
-    )
+    _step, current = selectors.participant_page(participant)
     if current is None or current.key != key:
         # Submitted blocks, later blocks and unknown keys all lead back to the current page.
         return _page_for(study, participant)
