@@ -218,6 +218,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_IGNORE_RESULT = True
+# bench/participant_load.py's floor page (/bench/floor/): mounted only when this is on.
+BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
+
 # A live study's results are recomputed at most this often, and only after new ratings.
 ANALYSIS_REFRESH_MINUTES = int(os.environ.get("ANALYSIS_REFRESH_MINUTES", "10"))
 CELERY_BEAT_SCHEDULE = {

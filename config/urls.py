@@ -1,5 +1,6 @@
 """Top-level URLs: participant pages, researcher pages, accounts, the API and the admin."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -12,3 +13,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
+
+if settings.BENCH_ENDPOINTS:  # the load benchmark's floor page; never on in production
+    from config import bench_views
+
+    urlpatterns.append(path("bench/floor/", bench_views.floor, name="bench-floor"))
