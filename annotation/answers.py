@@ -1,6 +1,7 @@
 """Pure validation of a participant's answers: Likert item pages and questionnaire blocks."""
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -11,6 +12,15 @@ from django.utils.translation import gettext as _
 DEFAULT_MAX_LENGTH = 1000
 # A number field longer than this is not a number anyone typed.
 _MAX_NUMBER_CHARS = 40
+# Python's int() and float() also take "٣", "４", "0_2", "+5" and "inf": answers are ASCII
+# digits as the page's own inputs send them, nothing else.
+_SCALE_POINT = re.compile(r"[1-9][0-9]{0,2}", re.ASCII)
+_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+
+
+def scale_point(text: str) -> int | None:
+    """A submitted scale point ("1", "7") as an integer; None for anything else."""
+    return int(text) if _SCALE_POINT.fullmatch(text) else None
 
 
 class ScaleQuestion(Protocol):
@@ -50,12 +60,8 @@ def parse_answers(questions: Sequence[ScaleQuestion], raw: Mapping[str, str]) ->
             if question.required:
                 errors[question.key] = _("Please choose an answer.")
             continue
-        try:
-            value = int(submitted)
-        except ValueError:
-            errors[question.key] = _("Please choose one of the options shown.")
-            continue
-        if not 1 <= value <= question.points:
+        value = scale_point(submitted)
+        if value is None or not 1 <= value <= question.points:
             errors[question.key] = _("Please choose one of the options shown.")
             continue
         values[question.key] = value
@@ -100,11 +106,8 @@ def _format_number(value: float) -> str:
 
 
 def _likert(question: BlockQuestion, submitted: str) -> TypedAnswer | str:
-    try:
-        value = int(submitted)
-    except ValueError:
-        return _("Please choose one of the options shown.")
-    if not 1 <= value <= (question.points or 0):
+    value = scale_point(submitted)
+    if value is None or not 1 <= value <= (question.points or 0):
         return _("Please choose one of the options shown.")
     return TypedAnswer(number=value)
 
@@ -117,10 +120,8 @@ def _single(question: BlockQuestion, submitted: str) -> TypedAnswer | str:
 
 
 def _number(question: BlockQuestion, submitted: str) -> TypedAnswer | str:
-    try:
-        value = float(submitted) if len(submitted) <= _MAX_NUMBER_CHARS else math.nan
-    except ValueError:
-        value = math.nan
+    strict = len(submitted) <= _MAX_NUMBER_CHARS and _DECIMAL.fullmatch(submitted)
+    value = float(submitted) if strict else math.nan
     if not math.isfinite(value):
         return _("Please enter a number, using digits (for example 3 or 2.5).")
     low, high = question.min_value, question.max_value

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from annotation.material import slot_items, study_material
 from annotation.models import BlockAnswer, Participant, Rating, Slot, SlotItem, Trial
 from annotation.pseudonyms import pseudonym_for
 from studies.domain import LONG_FORMAT_BASE, LONG_FORMAT_TAIL
-from studies.models import Query, Question, QuestionnaireBlock, Scenario, Study
+from studies.models import Query, Question, QuestionnaireBlock, Study
+
+
+def participant_for_page(participant_pk: int, slug: str) -> Participant | None:
+    """The participant a browser's cookie names, with its study, in one read."""
+    return (
+        Participant.objects.select_related("study")
+        .filter(pk=participant_pk, study__slug=slug)
+        .first()
+    )
 
 
 def participant_page(participant: Participant) -> tuple[str, QuestionnaireBlock | None]:
@@ -52,7 +63,7 @@ def current_block(participant: Participant) -> QuestionnaireBlock | None:
     "Before" blocks come right after the instructions; "after" blocks once the last item's
     answers are in (the participant's position then lies beyond the last item).
     """
-    blocks = study_blocks(participant.study_id)
+    blocks = study_material(participant.study).blocks
     if not blocks:
         return None
     done = set(participant.completed_blocks or [])
@@ -67,18 +78,26 @@ def current_block(participant: Participant) -> QuestionnaireBlock | None:
     return None
 
 
-def block_questions(block: QuestionnaireBlock) -> list[Question]:
+def block_questions(block: QuestionnaireBlock, *, study: Study | None = None) -> list[Question]:
+    """A block's questions in the order shown; from the study's kept material when given."""
+    if study is not None:
+        return list(study_material(study).block_questions.get(block.pk, ()))
     return list(Question.objects.filter(block=block).order_by("order", "pk"))
 
 
 def item_count(participant: Participant) -> int:
     """How many rated items (stimuli and attention checks) the participant's slot holds."""
-    return SlotItem.objects.filter(slot_id=participant.slot_id).count()
+    return len(slot_items(participant.slot_id)) if participant.slot_id else 0
+
+
+def needs_topic(item: SlotItem) -> bool:
+    """The participant picks this item's query from its category's topics first."""
+    return item.kind == SlotItem.Kind.STIMULUS and item.query_id is None
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a page sits among all of a participant's pages (blocks and items alike)."""
+    """Where a page sits among every page the participant sees (blocks, topic choices, items)."""
 
     number: int
     total: int
@@ -88,32 +107,62 @@ class Progress:
         return self.number >= self.total
 
 
+def _pages(participant: Participant) -> list[tuple[str, object]]:
+    material = study_material(participant.study)
+    pages: list[tuple[str, object]] = [("block", b.pk) for b in material.before_blocks]
+    for item in slot_items(participant.slot_id) if participant.slot_id else ():
+        if needs_topic(item):
+            pages.append(("topic", item.position))
+        pages.append(("item", item.position))
+    pages += [("block", b.pk) for b in material.after_blocks]
+    return pages
+
+
 def progress(
     participant: Participant,
     *,
     position: int | None = None,
     block: QuestionnaireBlock | None = None,
+    choosing_topic: bool = False,
 ) -> Progress:
-    """Page number of an item (by position) or a block, out of every page the participant has."""
-    blocks = study_blocks(participant.study_id)
-    before = [b for b in blocks if b.placement == QuestionnaireBlock.Placement.BEFORE]
-    items = item_count(participant)
-    total = len(blocks) + items
+    """Page number of an item's page (its topic choice or its rating) or of a block, out of
+    every page the participant sees."""
+    pages = _pages(participant)
     if block is not None:
-        index = [b.pk for b in blocks].index(block.pk)
-        number = index + 1 if index < len(before) else items + index + 1
+        page = ("block", block.pk)
     else:
-        number = len(before) + (position or participant.position)
-    return Progress(number=number, total=total)
+        page = ("topic" if choosing_topic else "item", position or participant.position)
+    number = pages.index(page) + 1 if page in pages else 1
+    return Progress(number=number, total=len(pages))
 
 
 def page_count(participant: Participant) -> int:
-    """Every page the participant answers: rated items plus questionnaire blocks."""
-    return progress(participant).total
+    """Every page the participant sees: blocks, topic choices and rated items."""
+    return len(_pages(participant))
 
 
 def has_free_slot(study: Study) -> bool:
     return Slot.objects.filter(study=study, status=Slot.Status.FREE).exists()
+
+
+def may_resume_elsewhere(participant: Participant, session_id: str) -> bool:
+    """Whether a browser that is not this participant's own may continue as them.
+
+    Once someone has started (consented), only a link with the same recruitment session id
+    may take their session to another device: a participant id alone is too easy to know.
+    Links that carried no session id resume by participant id alone.
+    """
+    started = participant.slot_id is not None or participant.status in (
+        Participant.Status.COMPLETED,
+        Participant.Status.TIMED_OUT,
+        Participant.Status.EXCLUDED,
+    )
+    if not started:
+        return True
+    stored = (participant.recruitment or {}).get("session", "")
+    if not stored:
+        return True
+    return hmac.compare_digest(stored.encode(), (session_id or "").encode())
 
 
 @dataclass(frozen=True)
@@ -125,23 +174,21 @@ class ItemPage:
 
 
 def item_page(participant: Participant, trial: Trial | None, item: SlotItem) -> ItemPage:
-    """What the item page needs: the trial's query and scenario, or the topics on offer."""
+    """What the item page needs: the trial's query, response and scenario, or the topics on
+    offer; texts come from the study's kept material, not from further reads."""
+    material = study_material(participant.study)
     topics: list[Query] = []
     scenario = ""
     if trial is None and item.kind == SlotItem.Kind.STIMULUS:
-        used = queries_seen(participant)
-        topics = list(
-            Query.objects.filter(study_id=participant.study_id, category=item.category)
-            .exclude(pk__in=used)
-            .order_by("topic", "query_id")
-        )
-    if trial is not None and trial.query_id and item.motivation:
-        scenario = (
-            Scenario.objects.filter(query_id=trial.query_id, motivation=item.motivation)
-            .values_list("text", flat=True)
-            .first()
-            or ""
-        )
+        seen = set(queries_seen(participant).values_list("query_id", flat=True))
+        topics = [q for q in material.topics.get(item.category, ()) if q.pk not in seen]
+    if trial is not None and trial.query_id:
+        if trial.query_id in material.queries:
+            trial.query = material.queries[trial.query_id]
+        if trial.variant_id in material.variants_by_pk:
+            trial.variant = material.variants_by_pk[trial.variant_id]
+        if item.motivation:
+            scenario = material.scenarios.get((trial.query_id, item.motivation), "")
     return ItemPage(item=item, trial=trial, scenario=scenario, topics=topics)
 
 
@@ -153,9 +200,10 @@ def queries_seen(participant: Participant):
 
 def participant_by_external_id(study: Study, external_id: str) -> Participant | None:
     pseudonym = pseudonym_for(salt=study.pseudonym_salt, external_id=external_id)
-    return (
-        Participant.objects.select_related("study").filter(study=study, pseudonym=pseudonym).first()
-    )
+    participant = Participant.objects.filter(study=study, pseudonym=pseudonym).first()
+    if participant is not None:
+        participant.study = study
+    return participant
 
 
 def long_format_columns(study: Study) -> list[str]:

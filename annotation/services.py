@@ -9,16 +9,24 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Q
 from django.utils import timezone
 
-from annotation import selectors
+from annotation import material, selectors
 from annotation.answers import parse_answers, parse_block_answers
-from annotation.errors import AnswersInvalid, ParticipationEnded, StudyFull, TopicInvalid
+from annotation.errors import (
+    AnswersInvalid,
+    ParticipationEnded,
+    StudyFull,
+    StudyNotOpen,
+    TopicInvalid,
+)
+from annotation.material import study_material
 from annotation.models import BlockAnswer, Participant, Rating, Slot, SlotItem, Trial
 from annotation.pseudonyms import pseudonym_for
 from studies.design import PlannedSlot
-from studies.models import Query, Question, QuestionnaireBlock, ResponseVariant, Study
+from studies.domain import STUDY_ARRIVAL_STATUSES
+from studies.models import Question, QuestionnaireBlock, Study
 
 
 @transaction.atomic
@@ -97,13 +105,35 @@ def is_overdue(participant: Participant, now: datetime | None = None) -> bool:
     return participant.consented_at + limit <= (now or timezone.now())
 
 
+def _time_out(participant: Participant) -> None:
+    """Time out a participant whose row the caller has locked."""
+    _release_slot(participant)
+    participant.status = Participant.Status.TIMED_OUT
+    participant.save(update_fields=["status", "slot", "last_seen_at"])
+
+
 @transaction.atomic
 def time_out_participant(*, participant: Participant) -> Participant:
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
     if participant.status == Participant.Status.ACTIVE:
-        _release_slot(participant)
-        participant.status = Participant.Status.TIMED_OUT
-        participant.save(update_fields=["status", "slot", "last_seen_at"])
+        _time_out(participant)
+    return participant
+
+
+def _lock(participant: Participant) -> Participant:
+    """Read the participant, with its study, under a row lock (inside the caller's transaction).
+
+    The lock serialises double submits and second tabs of one participant; this one locked
+    read is all a page's write needs of the participant. Past the time limit they are timed
+    out here, so no answer is taken after it.
+    """
+    participant = (
+        Participant.objects.select_for_update(of=("self",))
+        .select_related("study")
+        .get(pk=participant.pk)
+    )
+    if is_overdue(participant):
+        _time_out(participant)
     return participant
 
 
@@ -121,14 +151,19 @@ def join_study(*, study: Study, external_id: str | None, recruitment: dict) -> P
     except IntegrityError:
         # Two tabs raced to create the same participant: the other one won, use it.
         participant = Participant.objects.get(study=study, pseudonym=pseudonym)
+    participant.study = study
     return participant
 
 
 @transaction.atomic
 def claim_slot(*, participant: Participant, now: datetime | None = None) -> Slot:
-    """Give the participant the lowest free slot; concurrent joiners never share one."""
+    """Give the participant the lowest free slot; concurrent joiners never share one.
+
+    Raises StudyNotOpen when the study takes no new participants, StudyFull when every slot
+    is taken and ParticipationEnded for someone who cannot start again.
+    """
     now = now or timezone.now()
-    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    participant = _lock(participant)
     if participant.slot_id is not None:
         return participant.slot
     if participant.status not in (
@@ -139,6 +174,8 @@ def claim_slot(*, participant: Participant, now: datetime | None = None) -> Slot
         # Timed-out, excluded and finished participants do not get a second run; someone who
         # declined consent and changed their mind may still start.
         raise ParticipationEnded(participant.status)
+    if participant.study.status not in STUDY_ARRIVAL_STATUSES:
+        raise StudyNotOpen(participant.study.slug)
     slot = (
         Slot.objects.select_for_update(skip_locked=True)
         .filter(study_id=participant.study_id, status=Slot.Status.FREE)
@@ -161,16 +198,23 @@ def claim_slot(*, participant: Participant, now: datetime | None = None) -> Slot
 
 
 def give_consent(*, participant: Participant) -> Slot:
-    """Record consent and claim a slot, first freeing the slots of timed-out participants."""
-    expire_overdue_participants(study=participant.study)
-    return claim_slot(participant=participant)
+    """Record consent and claim a slot; when none is free, the slots of timed-out participants
+    are freed first (lazily, so the common case does no sweep)."""
+    try:
+        return claim_slot(participant=participant)
+    except StudyFull:
+        study = participant.study
+        if expire_overdue_participants(study=study) == 0:
+            raise
+        return claim_slot(participant=participant)
 
 
 @transaction.atomic
 def decline_consent(*, participant: Participant) -> Participant:
     """The participant said no at the consent page: free any slot, keep nothing else."""
-    participant = Participant.objects.select_for_update().get(pk=participant.pk)
-    if participant.status == Participant.Status.COMPLETED:
+    participant = _lock(participant)
+    if participant.status != Participant.Status.ACTIVE or participant.instructions_read_at:
+        # Finished, ended or already rating: the consent page is behind them.
         return participant
     _release_slot(participant)
     participant.status = Participant.Status.DECLINED
@@ -181,29 +225,40 @@ def decline_consent(*, participant: Participant) -> Participant:
 
 @transaction.atomic
 def mark_instructions_read(*, participant: Participant) -> Participant:
-    Participant.objects.filter(pk=participant.pk, instructions_read_at__isnull=True).update(
-        instructions_read_at=timezone.now()
-    )
-    participant.refresh_from_db()
+    participant = _lock(participant)
+    if (
+        participant.status == Participant.Status.ACTIVE
+        and participant.slot_id is not None
+        and participant.instructions_read_at is None
+    ):
+        participant.instructions_read_at = timezone.now()
+        participant.save(update_fields=["instructions_read_at", "last_seen_at"])
     return participant
 
 
-def _variant_for(query: Query, response_type: str) -> ResponseVariant:
-    return (
-        ResponseVariant.objects.filter(
-            query=query,
-            response_type=response_type,
-            review_status=ResponseVariant.ReviewStatus.APPROVED,
-        )
-        .order_by("model_name", "sample")
-        .first()
-    )
-
-
 def _slot_item(participant: Participant, position: int) -> SlotItem:
-    return SlotItem.objects.select_related("query", "attention_check").get(
-        slot_id=participant.slot_id, position=position
+    return material.slot_item(participant.slot_id, position)
+
+
+def _new_trial(participant: Participant, item: SlotItem, query_pk: int | None) -> Trial:
+    variant = (
+        study_material(participant.study).variants.get((query_pk, item.response_type))
+        if query_pk
+        else None
     )
+    try:
+        with transaction.atomic():
+            return Trial.objects.create(
+                participant=participant,
+                slot_item=item,
+                position=item.position,
+                query_id=query_pk,
+                variant=variant,
+                shown_at=timezone.now(),
+            )
+    except IntegrityError:
+        # A second tab opened the same page at the same moment: its trial is the one.
+        return Trial.objects.get(participant=participant, position=item.position)
 
 
 @transaction.atomic
@@ -213,56 +268,36 @@ def show_item(*, participant: Participant, position: int) -> Trial | None:
     trial = Trial.objects.filter(participant=participant, position=position).first()
     if trial is not None:
         return trial
-    if item.kind == SlotItem.Kind.STIMULUS and item.query_id is None:
+    if selectors.needs_topic(item):
         return None
-    variant = _variant_for(item.query, item.response_type) if item.query_id else None
-    trial, _created = Trial.objects.get_or_create(
-        participant=participant,
-        position=position,
-        defaults={
-            "slot_item": item,
-            "query": item.query,
-            "variant": variant,
-            "shown_at": timezone.now(),
-        },
-    )
-    return trial
+    return _new_trial(participant, item, item.query_id)
 
 
 @transaction.atomic
 def choose_topic(*, participant: Participant, position: int, query_pk: int) -> Trial:
     """Record the topic a participant picked; the item then shows that topic's query."""
-    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    participant = _lock(participant)
+    if participant.status != Participant.Status.ACTIVE or position != participant.position:
+        raise TopicInvalid(query_pk)
     existing = Trial.objects.filter(participant=participant, position=position).first()
     if existing is not None:
         return existing
     item = _slot_item(participant, position)
-    query = (
-        Query.objects.filter(study_id=participant.study_id, category=item.category, pk=query_pk)
-        .exclude(pk__in=selectors.queries_seen(participant))
-        .first()
-    )
-    if query is None or item.query_id is not None:
+    offered = {q.pk for q in study_material(participant.study).topics.get(item.category, ())}
+    if not selectors.needs_topic(item) or query_pk not in offered:
         raise TopicInvalid(query_pk)
-    return Trial.objects.create(
-        participant=participant,
-        slot_item=item,
-        position=position,
-        query=query,
-        variant=_variant_for(query, item.response_type),
-        shown_at=timezone.now(),
-    )
+    if selectors.queries_seen(participant).filter(query_id=query_pk).exists():
+        raise TopicInvalid(query_pk)
+    return _new_trial(participant, item, query_pk)
 
 
-def item_questions(item: SlotItem) -> list[Question]:
+def item_questions(item: SlotItem, study: Study | None = None) -> list[Question]:
+    """The questions under a rated item: the study's rating questions, or its attention check."""
+    kept = study_material(study or item.slot.study)
     if item.kind == SlotItem.Kind.ATTENTION:
-        return [item.attention_check]
+        return [kept.attention_checks[item.attention_check_id]]
     # Block questions belong to their block's page, never under a rated item.
-    return list(
-        Question.objects.filter(
-            study_id=item.slot.study_id, is_attention_check=False, block__isnull=True
-        ).order_by("order")
-    )
+    return list(kept.item_questions)
 
 
 @dataclass(frozen=True)
@@ -281,25 +316,23 @@ def record_answers(
     client_ms: int | None = None,
 ) -> RecordOutcome:
     """Store one page of answers with the participant's progress, exactly once."""
-    # The row lock serialises double submits and second tabs of the same participant.
-    participant = (
-        Participant.objects.select_for_update(of=("self",))
-        .select_related("study")
-        .get(pk=participant.pk)
+    participant = _lock(participant)
+    # One read finds both this page's trial and any earlier use of the submission id.
+    trials = list(
+        Trial.objects.filter(
+            Q(participant=participant, position=position) | Q(submission_id=submission_id)
+        )
     )
-    if Trial.objects.filter(submission_id=submission_id).exists():
+    if any(t.submission_id == submission_id for t in trials):
         return RecordOutcome("duplicate", participant)
     if participant.status != Participant.Status.ACTIVE or position != participant.position:
         return RecordOutcome("stale", participant)
-    trial = (
-        Trial.objects.filter(participant=participant, position=position)
-        .select_related("slot_item__slot", "slot_item__attention_check")
-        .first()
-    )
+    trial = next((t for t in trials if t.participant_id == participant.pk), None)
     if trial is None:
         # Answers for a page that was never shown (e.g. a topic not picked yet) are not accepted.
         return RecordOutcome("stale", participant)
-    questions = item_questions(trial.slot_item)
+    item = _slot_item(participant, position)
+    questions = item_questions(item, participant.study)
     parsed = parse_answers(questions, raw_answers)
     if not parsed.ok:
         raise AnswersInvalid(parsed.errors)
@@ -316,23 +349,18 @@ def record_answers(
     trial.ms_on_page = client_ms if client_ms is not None and client_ms >= 0 else server_ms
     trial.submission_id = submission_id
     trial.save(update_fields=["answered_at", "ms_on_page", "submission_id"])
-    total = SlotItem.objects.filter(slot_id=participant.slot_id).count()
-    participant.position = F("position") + 1
-    if position >= total and not _after_blocks_pending(participant):
+    participant.position = position + 1
+    fields = ["position", "last_seen_at"]
+    if position >= selectors.item_count(participant) and not _after_blocks_pending(participant):
         _complete(participant, now)
-    participant.save()
-    participant.refresh_from_db()
+        fields += ["status", "completed_at"]
+    participant.save(update_fields=fields)
     return RecordOutcome("stored", participant)
 
 
 def _after_blocks_pending(participant: Participant) -> bool:
-    return (
-        QuestionnaireBlock.objects.filter(
-            study_id=participant.study_id, placement=QuestionnaireBlock.Placement.AFTER
-        )
-        .exclude(key__in=participant.completed_blocks or [])
-        .exists()
-    )
+    done = set(participant.completed_blocks or [])
+    return any(b.key not in done for b in study_material(participant.study).after_blocks)
 
 
 def _complete(participant: Participant, now: datetime) -> None:
@@ -356,19 +384,14 @@ def record_block_answers(
     when it is not the participant's current page; raises AnswersInvalid (nothing stored)
     when an answer does not fit its question.
     """
-    # The row lock serialises double submits and second tabs, as for item pages.
-    participant = (
-        Participant.objects.select_for_update(of=("self",))
-        .select_related("study")
-        .get(pk=participant.pk)
-    )
+    participant = _lock(participant)
     if block_key in (participant.completed_blocks or []):
         return RecordOutcome("duplicate", participant)
-    _step, block = selectors.participant_page(participant)
-    if block is None or block.key != block_key:
+    step, block = selectors.participant_page(participant)
+    if step != "block" or block is None or block.key != block_key:
         # A later block cannot be answered before the earlier pages.
         return RecordOutcome("stale", participant)
-    questions = selectors.block_questions(block)
+    questions = selectors.block_questions(block, study=participant.study)
     parsed = parse_block_answers(questions, raw_answers)
     if not parsed.ok:
         raise AnswersInvalid(parsed.errors)
@@ -386,13 +409,15 @@ def record_block_answers(
         ]
     )
     participant.completed_blocks = [*(participant.completed_blocks or []), block.key]
+    fields = ["completed_blocks", "last_seen_at"]
     if (
         block.placement == QuestionnaireBlock.Placement.AFTER
         and participant.position > selectors.item_count(participant)
         and not _after_blocks_pending(participant)
     ):
         _complete(participant, timezone.now())
-    participant.save()
+        fields += ["status", "completed_at"]
+    participant.save(update_fields=fields)
     return RecordOutcome("stored", participant)
 
 

@@ -1,60 +1,81 @@
 """Participant pages: entry, consent, instructions, questionnaire blocks, items, completion.
 
-Every page works without JavaScript; each POST redirects (post/redirect/get) so refresh,
-back and double submit land on the participant's current page.
+Every page works without JavaScript; each POST redirects (post/redirect/get), refused answers
+included, so refresh, back and double submit land on the participant's current page. A signed
+cookie per study says which participant a browser is (annotation.browser): a page reads the
+participant with its study once, and a submit hands the participant's id to its service, which
+reads it once under a row lock. The study's fixed parts come from annotation.material.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from annotation import selectors, services
+from annotation import arrivals, browser, selectors, services
 from annotation.answers import DEFAULT_MAX_LENGTH
-from annotation.errors import AnswersInvalid, ParticipationEnded, StudyFull, TopicInvalid
-from annotation.models import Participant, SlotItem
+from annotation.errors import (
+    AnswersInvalid,
+    ParticipationEnded,
+    StudyFull,
+    StudyNotOpen,
+    TopicInvalid,
+)
+from annotation.material import slot_item
+from annotation.models import Participant
 from studies.domain import STUDY_ARRIVAL_STATUSES
 from studies.models import Question, Study
 
 # New participants may join only a live study (the status groups live in studies.domain).
 OPEN_STATUSES = STUDY_ARRIVAL_STATUSES
+# Fields of every participant form that are not answers.
+_FORM_FIELDS = frozenset({"csrfmiddlewaretoken", "submission_id", "client_ms"})
 
 
-def _session_key(study: Study) -> str:
-    return f"participant:{study.pk}"
+def _see_other(url: str) -> HttpResponseRedirect:
+    # 303: after a POST the browser fetches the next page with GET, whatever the POST's fate.
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
 
 
-def _participant(request: HttpRequest, study: Study) -> Participant | None:
-    pk = request.session.get(_session_key(study))
-    if pk is None:
-        return None
-    participant = Participant.objects.select_related("study").filter(pk=pk, study=study).first()
-    if participant is not None and services.is_overdue(participant):
-        participant = services.time_out_participant(participant=participant)
-    return participant
-
-
-def _page_for(study: Study, participant: Participant) -> HttpResponse:
+def _page_for(participant: Participant) -> HttpResponse:
     step, block = selectors.participant_page(participant)
+    slug = participant.study.slug
     if step == "item":
-        return redirect("annotation:item", slug=study.slug, position=participant.position)
-    if step == "block":
-        return redirect("annotation:block", slug=study.slug, key=block.key)
-    return redirect(f"annotation:{step}", slug=study.slug)
+        url = reverse("annotation:item", kwargs={"slug": slug, "position": participant.position})
+    elif step == "block":
+        url = reverse("annotation:block", kwargs={"slug": slug, "key": block.key})
+    else:
+        url = reverse(f"annotation:{step}", kwargs={"slug": slug})
+    return _see_other(url)
+
+
+def _study(slug: str) -> Study:
+    return get_object_or_404(Study, slug=slug)
+
+
+def _slug(request: HttpRequest) -> str:
+    return request.resolver_match.kwargs["slug"]
 
 
 def _closed(request: HttpRequest, study: Study) -> HttpResponse:
     return render(request, "annotation/closed.html", {"study": study}, status=403)
 
 
-def _study(slug: str) -> Study:
-    return get_object_or_404(Study, slug=slug)
+def _full(request: HttpRequest, study: Study) -> HttpResponse:
+    return render(request, "annotation/full.html", {"study": study})
+
+
+def _no_session(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _study(slug)
+    return render(request, "annotation/no_session.html", {"study": study}, status=403)
 
 
 @never_cache
@@ -62,93 +83,122 @@ def _study(slug: str) -> Study:
 def entry(request: HttpRequest, slug: str) -> HttpResponse:
     """The recruitment link: find or create this person's participant, then resume."""
     study = _study(slug)
-    params = study.recruitment_params
-    external_id = request.GET.get(params.get("participant", "PROLIFIC_PID"), "").strip()[:200]
-    participant = _participant(request, study)
-    if external_id:
+    try:
+        link = arrivals.recruitment_link(request.GET, study.recruitment_params)
+    except arrivals.RecruitmentLinkInvalid:
+        context = {"study": study, "invalid": True}
+        return render(request, "annotation/needs_link.html", context, status=400)
+    own_pk = browser.participant_id(request, slug)
+    participant = None
+    if link.participant_id:
         # The recruitment id names the person; it wins over whatever this browser held.
-        participant = selectors.participant_by_external_id(study, external_id)
+        participant = selectors.participant_by_external_id(study, link.participant_id)
+        if (
+            participant is not None
+            and participant.pk != own_pk
+            and not selectors.may_resume_elsewhere(participant, link.session_id)
+        ):
+            return render(request, "annotation/open_elsewhere.html", {"study": study}, status=409)
+    elif own_pk is not None:
+        participant = Participant.objects.filter(pk=own_pk, study=study).first()
+        if participant is not None:
+            participant.study = study
     if participant is None:
+        if not link.participant_id and not getattr(study, "anonymous_links", False):  # TEMP until field lands
+            return render(request, "annotation/needs_link.html", {"study": study}, status=400)
         if study.status not in OPEN_STATUSES:
             return _closed(request, study)
+        wait = arrivals.admit_arrival(study_pk=study.pk, address=arrivals.client_address(request))
+        if wait is not None:
+            context = {"study": study, "retry_after": wait}
+            response = render(request, "annotation/busy.html", context, status=429)
+            response["Retry-After"] = str(wait)
+            return response
         if not selectors.has_free_slot(study):
-            return render(request, "annotation/full.html", {"study": study})
-        recruitment = {
-            key: request.GET.get(name, "")[:200]
-            for key, name in params.items()
-            if key != "participant" and request.GET.get(name)
-        }
+            return _full(request, study)
         participant = services.join_study(
-            study=study, external_id=external_id or None, recruitment=recruitment
+            study=study, external_id=link.participant_id or None, recruitment=link.values
         )
-    request.session[_session_key(study)] = participant.pk
-    return _page_for(study, participant)
+    response = _page_for(participant)
+    response.status_code = 302
+    browser.remember_participant(response, slug, participant.pk)
+    return response
 
 
-def _require_participant(view):
+def _participant_page(view):
+    """A page of the participant's own session. GET and HEAD get the participant with its
+    study (one read); POST gets a reference by id for a service that locks and reads it."""
+
     def wrapped(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
-        study = _study(slug)
-        participant = _participant(request, study)
+        pk = browser.participant_id(request, slug)
+        if pk is None:
+            return _no_session(request, slug)
+        if request.method == "POST":
+            return view(request, Participant(pk=pk), *args, **kwargs)
+        participant = selectors.participant_for_page(pk, slug)
         if participant is None:
-            return render(request, "annotation/no_session.html", {"study": study}, status=403)
-        return view(request, study, participant, *args, **kwargs)
+            return _no_session(request, slug)
+        if services.is_overdue(participant):
+            participant = services.time_out_participant(participant=participant)
+        return view(request, participant, *args, **kwargs)
 
     wrapped.__name__ = view.__name__
     wrapped.__doc__ = view.__doc__
     return never_cache(wrapped)
 
 
-@_require_participant
+def _study_of(participant: Participant) -> Study:
+    """The study of a participant known by id only (rare pages after a refused consent)."""
+    return Participant.objects.select_related("study").get(pk=participant.pk).study
+
+
+@_participant_page
 @require_http_methods(["GET", "HEAD"])
-def resume(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
-    return _page_for(study, participant)
+def resume(request: HttpRequest, participant: Participant) -> HttpResponse:
+    return _page_for(participant)
 
 
-@_require_participant
+@_participant_page
 @require_http_methods(["GET", "HEAD", "POST"])
-def consent(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
-    step = selectors.participant_step(participant)
-    if step not in ("consent", "declined"):
-        return _page_for(study, participant)
+def consent(request: HttpRequest, participant: Participant) -> HttpResponse:
     if request.method == "POST":
-        if request.POST.get("decision") == "decline":
-            services.decline_consent(participant=participant)
-            return redirect("annotation:declined", slug=study.slug)
-        if request.POST.get("decision") == "agree":
-            if study.status not in OPEN_STATUSES:
-                return _closed(request, study)
-            try:
-                services.give_consent(participant=participant)
-            except StudyFull:
-                return render(request, "annotation/full.html", {"study": study})
-            except ParticipationEnded:
-                pass
-            participant.refresh_from_db()
-            return _page_for(study, participant)
-    return render(request, "annotation/consent.html", {"study": study})
+        decision = request.POST.get("decision")
+        if decision == "decline":
+            return _page_for(services.decline_consent(participant=participant))
+        if decision != "agree":
+            return _see_other(request.path)
+        try:
+            services.give_consent(participant=participant)
+        except StudyNotOpen:
+            return _closed(request, _study_of(participant))
+        except StudyFull:
+            return _full(request, _study_of(participant))
+        except ParticipationEnded:
+            pass
+        # Consent leads to the instructions; that page sends anyone else on to their page.
+        return _see_other(reverse("annotation:instructions", kwargs={"slug": _slug(request)}))
+    if selectors.participant_step(participant) not in ("consent", "declined"):
+        return _page_for(participant)
+    return render(request, "annotation/consent.html", {"study": participant.study})
 
 
-@_require_participant
+@_participant_page
 @require_http_methods(["GET", "HEAD"])
-def declined(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
+def declined(request: HttpRequest, participant: Participant) -> HttpResponse:
     if selectors.participant_step(participant) != "declined":
-        return _page_for(study, participant)
-    return render(request, "annotation/declined.html", {"study": study})
+        return _page_for(participant)
+    return render(request, "annotation/declined.html", {"study": participant.study})
 
 
-@_require_participant
+@_participant_page
 @require_http_methods(["GET", "HEAD", "POST"])
-def instructions(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
-    if selectors.participant_step(participant) != "instructions":
-        return _page_for(study, participant)
+def instructions(request: HttpRequest, participant: Participant) -> HttpResponse:
     if request.method == "POST":
-        services.mark_instructions_read(participant=participant)
-        return _page_for(study, participant)
-    return render(
-        request,
-        "annotation/instructions.html",
-        {"study": study, "pages": selectors.page_count(participant)},
-    )
+        return _page_for(services.mark_instructions_read(participant=participant))
+    if selectors.participant_step(participant) != "instructions":
+        return _page_for(participant)
+    context = {"study": participant.study, "pages": selectors.page_count(participant)}
+    return render(request, "annotation/instructions.html", context)
 
 
 def _client_ms(raw: str | None) -> int | None:
@@ -167,31 +217,37 @@ def _submission_id(raw: str | None) -> uuid.UUID:
         return uuid.uuid4()
 
 
-@_require_participant
+def _refused(request: HttpRequest, page: str, errors: dict, values: dict) -> HttpResponse | None:
+    """Send a refused submit back to its page with its errors and answers (303: a reload then
+    never posts again); None when they do not fit in a cookie and the page is shown at once."""
+    response = _see_other(request.path)
+    if browser.keep_form(response, _slug(request), page=page, errors=errors, values=values):
+        return response
+    return None
+
+
+def _answers(request: HttpRequest) -> dict[str, str]:
+    return {key: value for key, value in request.POST.items() if key not in _FORM_FIELDS}
+
+
+@_participant_page
 @require_http_methods(["GET", "HEAD", "POST"])
-def item(request: HttpRequest, study: Study, participant: Participant, position: int):
+def item(request: HttpRequest, participant: Participant, position: int) -> HttpResponse:
     """One item: pick a topic (if the study asks), then read and rate the response."""
-    if selectors.participant_step(participant) != "item" or position != participant.position:
-        return _page_for(study, participant)
-    slot_item = SlotItem.objects.select_related("query", "attention_check", "slot").get(
-        slot_id=participant.slot_id, position=position
-    )
-    errors: dict[str, str] = {}
-    submitted: dict[str, str] = {}
+    page = f"item:{position}"
     if request.method == "POST" and "topic" in request.POST:
         try:
             services.choose_topic(
                 participant=participant, position=position, query_pk=int(request.POST["topic"])
             )
         except (TopicInvalid, ValueError):
-            errors["topic"] = _("Please choose one of the topics listed.")
-        else:
-            return redirect("annotation:item", slug=study.slug, position=position)
-    elif request.method == "POST":
-        questions = services.item_questions(slot_item)
-        raw = {q.key: request.POST.get(q.key, "") for q in questions}
+            errors = {"topic": _("Please choose one of the topics listed.")}
+            return _refused(request, page, errors, {}) or _see_other(request.path)
+        return _see_other(request.path)
+    if request.method == "POST":
+        raw = _answers(request)
         try:
-            services.record_answers(
+            outcome = services.record_answers(
                 participant=participant,
                 position=position,
                 raw_answers=raw,
@@ -199,15 +255,25 @@ def item(request: HttpRequest, study: Study, participant: Participant, position:
                 client_ms=_client_ms(request.POST.get("client_ms")),
             )
         except AnswersInvalid as exc:
-            errors, submitted = exc.errors, raw
-        else:
-            participant.refresh_from_db()
-            return _page_for(study, participant)
+            return _refused(request, page, exc.errors, raw) or _see_other(request.path)
+        return _page_for(outcome.participant)
+    if selectors.participant_step(participant) != "item" or position != participant.position:
+        return _page_for(participant)
+    errors, submitted = browser.kept_form(request, _slug(request), page)
+    response = _item_page(request, participant, position, errors, submitted)
+    browser.forget_form(request, response, _slug(request))
+    return response
 
+
+def _item_page(
+    request: HttpRequest, participant: Participant, position: int, errors: dict, submitted: dict
+) -> HttpResponse:
+    study = participant.study
+    item_ = slot_item(participant.slot_id, position)
     trial = services.show_item(participant=participant, position=position)
-    page = selectors.item_page(participant, trial, slot_item)
-    questions = services.item_questions(slot_item) if trial is not None else []
-    progress = selectors.progress(participant, position=position)
+    page = selectors.item_page(participant, trial, item_)
+    questions = services.item_questions(item_, study) if trial is not None else []
+    progress = selectors.progress(participant, position=position, choosing_topic=trial is None)
     context = {
         "study": study,
         "page": page,
@@ -220,23 +286,14 @@ def item(request: HttpRequest, study: Study, participant: Participant, position:
                 "question": q,
                 "choices": [(p, q.anchor_for(p)) for p in range(1, q.points + 1)],
                 "error": errors.get(q.key, ""),
-                "value": submitted.get(q.key, ""),
+                "value": str(submitted.get(q.key, "")),
             }
             for q in questions
         ],
         "errors": errors,
         "submission_id": uuid.uuid4(),
     }
-    return render(request, "annotation/item.html", context, status=400 if errors else 200)
-
-
-def _block_raw_answers(request: HttpRequest, questions: list[Question]) -> dict:
-    return {
-        q.key: request.POST.getlist(q.key)
-        if q.kind == Question.Kind.MULTIPLE_CHOICE
-        else request.POST.get(q.key, "")
-        for q in questions
-    }
+    return render(request, "annotation/item.html", context)
 
 
 def _block_field(question: Question, error: str, value) -> dict:
@@ -263,55 +320,67 @@ def _number_text(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-@_require_participant
+def _block_answers(request: HttpRequest) -> dict[str, list[str]]:
+    # Every field as a list: multiple choice needs them all, the other kinds read the first.
+    return {key: request.POST.getlist(key) for key in request.POST if key not in _FORM_FIELDS}
+
+
+@_participant_page
 @require_http_methods(["GET", "HEAD", "POST"])
-def block(request: HttpRequest, study: Study, participant: Participant, key: str):
+def block(request: HttpRequest, participant: Participant, key: str) -> HttpResponse:
     """One questionnaire block (demographics, a final comment…): all its questions on one page."""
+    page = f"block:{key}"
+    if request.method == "POST":
+        raw = _block_answers(request)
+        try:
+            outcome = services.record_block_answers(
+                participant=participant, block_key=key, raw_answers=raw
+            )
+        except AnswersInvalid as exc:
+            return _refused(request, page, exc.errors, raw) or _see_other(request.path)
+        return _page_for(outcome.participant)
     _step, current = selectors.participant_page(participant)
     if current is None or current.key != key:
         # Submitted blocks, later blocks and unknown keys all lead back to the current page.
-        return _page_for(study, participant)
-    questions = selectors.block_questions(current)
-    errors: dict[str, str] = {}
-    submitted: dict = {}
-    if request.method == "POST":
-        raw = _block_raw_answers(request, questions)
-        try:
-            services.record_block_answers(participant=participant, block_key=key, raw_answers=raw)
-        except AnswersInvalid as exc:
-            errors, submitted = exc.errors, raw
-        else:
-            participant.refresh_from_db()
-            return _page_for(study, participant)
+        return _page_for(participant)
+    errors, submitted = browser.kept_form(request, _slug(request), page)
+    questions = selectors.block_questions(current, study=participant.study)
     progress = selectors.progress(participant, block=current)
+    fields = []
+    for q in questions:
+        value = submitted.get(q.key, [])
+        if q.kind != Question.Kind.MULTIPLE_CHOICE:
+            value = value[0] if isinstance(value, list) and value else value or ""
+        fields.append(_block_field(q, errors.get(q.key, ""), value))
     context = {
-        "study": study,
+        "study": participant.study,
         "questionnaire": current,
-        "fields": [
-            _block_field(q, errors.get(q.key, ""), submitted.get(q.key, "")) for q in questions
-        ],
+        "fields": fields,
         "errors": errors,
         "page_number": progress.number,
         "pages": progress.total,
         "is_last": progress.is_last,
     }
-    return render(request, "annotation/block.html", context, status=400 if errors else 200)
+    response = render(request, "annotation/block.html", context)
+    browser.forget_form(request, response, _slug(request))
+    return response
 
 
-@_require_participant
+@_participant_page
 @require_http_methods(["GET", "HEAD"])
-def done(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
+def done(request: HttpRequest, participant: Participant) -> HttpResponse:
     if selectors.participant_step(participant) != "done":
-        return _page_for(study, participant)
-    return render(request, "annotation/done.html", {"study": study})
+        return _page_for(participant)
+    return render(request, "annotation/done.html", {"study": participant.study})
 
 
-@_require_participant
+@_participant_page
 @require_http_methods(["GET", "HEAD"])
-def ended(request: HttpRequest, study: Study, participant: Participant) -> HttpResponse:
+def ended(request: HttpRequest, participant: Participant) -> HttpResponse:
     if selectors.participant_step(participant) != "ended":
-        return _page_for(study, participant)
-    return render(request, "annotation/ended.html", {"study": study, "participant": participant})
+        return _page_for(participant)
+    context = {"study": participant.study, "participant": participant}
+    return render(request, "annotation/ended.html", context)
 
 
 def entry_url(study: Study) -> str:

@@ -35,6 +35,8 @@ def _broker_per_parallel_worker() -> None:
     os.environ["CELERY_BROKER_URL"] = url  # for worker processes the tests start
     settings.CELERY_BROKER_URL = url
     app.conf.broker_url = url
+    # Arrival limits count per study id, and both workers' test databases number studies alike.
+    settings.CACHES[settings.ARRIVAL_LIMIT_CACHE]["LOCATION"] = url
 
 
 _broker_per_parallel_worker()

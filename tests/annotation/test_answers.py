@@ -125,3 +125,23 @@ def test_free_text_line_breaks_count_once_as_the_browser_counts_them():
     parsed = parse_block_answers([question], {"t": "a\r\nb"})
     assert parsed.ok and parsed.values["t"].text == "a\nb"
     assert not parse_block_answers([BQ("t", "free_text")], {"t": "x" * 1001}).ok  # default 1000
+
+
+def test_scale_answers_are_plain_ascii_digits_only():
+    # Python's int() takes all of these; none is an option a participant's page offers.
+    for odd in ("٣", "４", "0_2", "+5", " 3 4", "05", "3\x00", "³"):
+        parsed = parse_answers([Q("a")], {"a": odd})
+        assert parsed.errors.keys() == {"a"}, odd
+        assert parsed.values == {}
+    block = parse_block_answers([BQ("l", "likert", points=7)], {"l": "٣"})
+    assert block.errors.keys() == {"l"}
+
+
+def test_number_answers_are_plain_decimals_only():
+    question = BQ("n", "number", min_value=-10, max_value=10_000)
+    for odd in ("١٢", "1_000", "+5", "inf", "nan", "1e3", "٣.٥", "0x10"):
+        parsed = parse_block_answers([question], {"n": odd})
+        assert parsed.errors.keys() == {"n"}, odd
+    for fine, value in (("12", 12.0), ("-3", -3.0), ("2.5", 2.5), (".5", 0.5), ("7.", 7.0)):
+        parsed = parse_block_answers([question], {"n": fine})
+        assert parsed.values["n"].number == value, fine
