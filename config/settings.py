@@ -150,11 +150,38 @@ STIMULI_UPLOAD_MAX_AGE = int(os.environ.get("STIMULI_UPLOAD_MAX_AGE", "3600"))
 # "*.example.org" wildcards. Empty allows loopback hosts only.
 MODEL_HOSTS_ALLOWED = env_list("MODEL_HOSTS_ALLOWED", "localhost,127.0.0.1,[::1]")
 
-# Participant sessions live in PostgreSQL: the participant path must never wait on Redis.
+# Researchers' sessions live in PostgreSQL. Participants have none: a signed cookie per study
+# names their participant (annotation.browser), so their pages read or write no session row
+# and never wait on Redis.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+
+# Limits on new participants (COUNT/SECONDS; 0 turns one off), counted in Redis and let through
+# when it is down. Per address: a class or an office behind one NAT joins together, so allow a
+# room's worth; per study: a recruitment burst of hundreds in the first minutes.
+ARRIVALS_PER_ADDRESS = os.environ.get("ARRIVALS_PER_ADDRESS", "40/300")
+ARRIVALS_PER_STUDY = os.environ.get("ARRIVALS_PER_STUDY", "1200/60")
+# Behind N reverse proxies that append to X-Forwarded-For, the client is the Nth address from
+# the end; 0 (default) trusts only REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+ARRIVAL_LIMIT_CACHE = "arrivals"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    ARRIVAL_LIMIT_CACHE: {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get(
+            "CACHE_URL",
+            os.environ.get(
+                "CELERY_BROKER_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+            ),
+        ),
+        # Loopback Redis answers in well under a millisecond; past this it counts as down.
+        "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+        "KEY_PREFIX": "refusallab",
+    },
+}
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
