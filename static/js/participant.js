@@ -26,13 +26,17 @@
   if (!form) { return; }
   var started = performance.now();
   var storageKey = "refusallab:" + form.getAttribute("data-autosave");
-  var fieldsets = Array.prototype.slice.call(form.querySelectorAll("fieldset.likert"));
+  // One group per statement: a matrix row or a fieldset, each marked data-question.
+  var groups = Array.prototype.slice.call(form.querySelectorAll("[data-question]"));
+  var submit = form.querySelector("button[type=submit]");
+
+  function checked(group) { return group.querySelector("input[type=radio]:checked"); }
 
   function save() {
     var data = {};
-    fieldsets.forEach(function (fs) {
-      var checked = fs.querySelector("input[type=radio]:checked");
-      if (checked) { data[checked.name] = checked.value; }
+    groups.forEach(function (group) {
+      var input = checked(group);
+      if (input) { data[input.name] = input.value; }
     });
     try { sessionStorage.setItem(storageKey, JSON.stringify(data)); } catch (e) { /* storage off */ }
   }
@@ -40,35 +44,41 @@
   function restore() {
     var data;
     try { data = JSON.parse(sessionStorage.getItem(storageKey) || "{}"); } catch (e) { data = {}; }
-    Object.keys(data).forEach(function (name) {
-      var input = form.querySelector("input[type=radio][name='" + name + "'][value='" + data[name] + "']");
-      if (input && !form.querySelector("input[type=radio][name='" + name + "']:checked")) { input.checked = true; }
+    groups.forEach(function (group) {
+      var value = data[group.getAttribute("data-question")];
+      if (value === undefined || checked(group)) { return; }
+      var input = group.querySelector("input[type=radio][value='" + String(value).replace(/[^0-9]/g, "") + "']");
+      if (input) { input.checked = true; }
     });
   }
 
-  function currentFieldset() {
+  function currentGroup() {
     var active = document.activeElement;
-    var fs = active && active.closest ? active.closest("fieldset.likert") : null;
-    if (fs) { return fs; }
-    // Otherwise the first question still unanswered, so keys walk down the page.
-    return fieldsets.find(function (f) { return !f.querySelector("input:checked"); }) || fieldsets[fieldsets.length - 1];
+    var group = active && active.closest ? active.closest("[data-question]") : null;
+    if (group && groups.indexOf(group) >= 0) { return group; }
+    // Otherwise the first statement still unanswered, so keys walk down the page; none left
+    // means every answer is given, and a stray key must not change one.
+    return groups.find(function (g) { return !checked(g); }) || null;
+  }
+
+  function moveTo(element) {
+    // Scroll only as far as needed; scroll-padding keeps it clear of the sticky stimulus.
+    element.focus({ preventScroll: true });
+    element.scrollIntoView({ block: "nearest" });
   }
 
   document.addEventListener("keydown", function (event) {
     if (event.altKey || event.ctrlKey || event.metaKey || !/^[1-9]$/.test(event.key)) { return; }
-    var fs = currentFieldset();
-    if (!fs) { return; }
-    var input = fs.querySelector("input[type=radio][value='" + event.key + "']");
+    var group = currentGroup();
+    if (!group) { return; }
+    var input = group.querySelector("input[type=radio][value='" + event.key + "']");
     if (!input) { return; }
     event.preventDefault();
     input.checked = true;
-    input.focus();
     save();
-    var next = fieldsets[fieldsets.indexOf(fs) + 1];
-    if (next) {
-      var target = next.querySelector("input:checked") || next.querySelector("input[type=radio]");
-      if (target) { target.focus(); }
-    }
+    var next = groups[groups.indexOf(group) + 1];
+    var target = next ? checked(next) || next.querySelector("input[type=radio]") : submit;
+    moveTo(target || input);
   });
 
   form.addEventListener("change", save);
@@ -76,12 +86,19 @@
     var ms = form.querySelector("input[name=client_ms]");
     if (ms) { ms.value = String(Math.round(performance.now() - started)); }
     try { sessionStorage.removeItem(storageKey); } catch (e) { /* storage off */ }
-    var button = form.querySelector("button[type=submit]");
     // Block a second click while the first submit is in flight; the server dedupes anyway.
-    if (button) { setTimeout(function () { button.disabled = true; }, 0); }
+    if (submit) { setTimeout(function () { submit.disabled = true; }, 0); }
+  });
+
+  // Coming back with the back button shows this page from memory, its button still blocked.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && submit) { submit.disabled = false; }
   });
 
   restore();
+  // The number keys work only with this script, so only then is the tip shown.
+  var hint = document.getElementById("key-hint");
+  if (hint) { hint.hidden = false; }
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
 })();

@@ -13,6 +13,8 @@ from annotation.models import Participant, Rating, Trial
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+# One statement: a matrix row or a fieldset, on rating and attention pages alike.
+STATEMENTS = "form.rating-form [data-question]"
 
 
 def progress(page: Page) -> tuple[int, int]:
@@ -21,24 +23,33 @@ def progress(page: Page) -> tuple[int, int]:
     return int(current), int(total)
 
 
+def is_topic_page(page: Page) -> bool:
+    return page.locator("input[name=topic]").count() > 0
+
+
 def pick_topic_if_asked(page: Page) -> None:
-    if page.locator("input[name=topic]").count():
+    if is_topic_page(page):
         page.locator("label.choice").first.click()
         with page.expect_navigation():
             page.get_by_role("button", name="Continue").click()
 
 
+def rate_every_statement(page: Page, point: int = 3) -> None:
+    """Click the ``point``-th choice (0-based) of every statement on the page."""
+    for statement in page.locator(STATEMENTS).all():
+        statement.locator("label.point").nth(point).click()
+
+
 def answer_with_mouse(page: Page) -> None:
-    for fieldset in page.locator("fieldset.likert").all():
-        fieldset.locator("label.point").nth(3).click()
+    rate_every_statement(page, 3)
 
 
 def answer_with_keyboard(page: Page) -> None:
-    """Only keys: number keys choose (progressive enhancement), Tab reaches the button."""
-    count = page.locator("fieldset.likert").count()
-    for _ in range(count):
+    """Only keys: number keys choose and move on (progressive enhancement), then Enter."""
+    for _ in range(page.locator(STATEMENTS).count()):
         page.keyboard.press("5")
-    page.get_by_role("button", name=re.compile("Next|Finish")).focus()
+    # After the last statement the focus has moved on to the button.
+    expect(page.get_by_role("button", name=re.compile("Next|Finish"))).to_be_focused()
     with page.expect_navigation():
         page.keyboard.press("Enter")
 
@@ -52,23 +63,34 @@ def join(page: Page, base_url: str, pid: str) -> None:
 
 
 def finish_study(page: Page, *, refresh_at: int | None = None, keyboard: bool = False) -> None:
+    """Answer every page; each one (topic choices too) is the next page number, of one total."""
+    expect(page.locator("#progress-label")).to_be_visible()
+    total = progress(page)[1]
     while page.locator("#progress-label").count():
-        current, total = progress(page)
-        pick_topic_if_asked(page)
-        if current == refresh_at:
-            # A refresh mid-item must show the same item, with nothing stored twice.
-            page.locator("fieldset.likert").first.locator("label.point").nth(1).click()
-            page.reload()
-            assert progress(page) == (current, total)
-            expect(page.locator("fieldset.likert").first.locator("input").nth(1)).to_be_checked()
-        if keyboard and current % 2:
-            answer_with_keyboard(page)
+        current, shown_total = progress(page)
+        assert shown_total == total
+        # The bar shows the same numbers as the label.
+        bar = page.locator("progress.progress")
+        assert (bar.get_attribute("value"), bar.get_attribute("max")) == (str(current), str(total))
+        if is_topic_page(page):
+            pick_topic_if_asked(page)
         else:
-            answer_with_mouse(page)
-            with page.expect_navigation():
-                page.get_by_role("button", name=re.compile("Next|Finish")).click()
+            if current == refresh_at:
+                # A refresh mid-item must show the same item, with nothing stored twice.
+                page.locator(STATEMENTS).first.locator("label.point").nth(1).click()
+                page.reload()
+                assert progress(page) == (current, total)
+                expect(page.locator(STATEMENTS).first.locator("input").nth(1)).to_be_checked()
+            if keyboard and current % 2:
+                answer_with_keyboard(page)
+            else:
+                answer_with_mouse(page)
+                with page.expect_navigation():
+                    page.get_by_role("button", name=re.compile("Next|Finish")).click()
         if page.locator("#progress-label").count():
             assert progress(page)[0] == current + 1
+        else:
+            assert current == total, "the last page is page N of N"
 
 
 @pytest.fixture
@@ -83,7 +105,8 @@ def test_participant_completes_study_on_desktop_with_refresh_and_keyboard(
     study, base_url = live_study
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     join(page, base_url, "browser-desktop")
-    finish_study(page, refresh_at=3, keyboard=True)
+    pick_topic_if_asked(page)
+    finish_study(page, refresh_at=progress(page)[0], keyboard=True)
     expect(page.get_by_role("heading", name=re.compile("you have finished"))).to_be_visible()
     expect(page.locator("#completion-code")).to_have_text(study.completion_code)
     expect(page.locator("#completion-link")).to_have_attribute("href", study.completion_url)
