@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -20,7 +21,7 @@ from studies.models import (
     StudyMembership,
 )
 from studies.spec import BlockQuestionSpec, ScaleSpec, StudySpec, load_spec_data
-from studies.stimuli_file import StimulusRow
+from studies.stimuli_file import StimuliFileError, StimulusRow, row_text_problems
 
 # The statuses whose design and stimuli may change (the one definition is in studies.domain).
 EDITABLE_STATUSES = STUDY_EDITABLE_STATUSES
@@ -161,62 +162,61 @@ class StimuliImportSummary:
     removed: int
 
 
+# Rows written per round of INSERT statements (queries, then their scenarios, then their
+# texts): enough that a large file costs a few statements per batch rather than per row, few
+# enough that one batch's statement stays well under PostgreSQL's parameter limit.
+IMPORT_BATCH_ROWS = 500
+
+
 @transaction.atomic
 def import_stimuli(
     *,
     study: Study,
-    rows: list[StimulusRow],
+    rows: Iterable[StimulusRow],
     replace: bool = False,
     actor: AbstractBaseUser | None = None,
 ) -> StimuliImportSummary:
-    """Upsert queries, scenarios and written responses; ``replace`` drops queries not in rows."""
+    """Upsert queries, scenarios and written responses; ``replace`` drops queries not in rows.
+
+    ``rows`` may be a reader that yields rows while it reads a file and raises
+    StimuliFileError at its end (studies.stimuli_file.iter_stimuli): rows are written in
+    batches as they come, and any error rolls the whole import back.
+    """
     study = Study.objects.select_for_update().get(pk=study.pk)
     if study.status not in EDITABLE_STATUSES:
         raise StudyStateError(
             f"study '{study.slug}' is {study.status}; its stimuli can no longer be changed"
         )
-    existing = {q.query_id: q for q in study.queries.all()}
-    removed = 0
+    existing = set(study.queries.values_list("query_id", flat=True))
     if replace:
         # Replacing means the file is the whole truth: its queries, scenarios and responses only.
-        removed = len(existing.keys() - {row.query_id for row in rows})
         study.queries.all().delete()
-        existing = {}
-    created = updated = 0
+    in_file: dict[str, int] = {}
+    problems: list[str] = []
+    batch: list[StimulusRow] = []
     for row in rows:
-        query = existing.get(row.query_id)
-        fields = {
-            "text": row.query,
-            "category": row.category,
-            "topic": row.topic,
-            "source": row.metadata.get("source", ""),
-            "metadata": {k: v for k, v in row.metadata.items() if k != "source"},
-        }
-        if query is None:
-            query = Query.objects.create(study=study, query_id=row.query_id, **fields)
-            created += 1
-        else:
-            Query.objects.filter(pk=query.pk).update(**fields)
-            updated += 1
-        for motivation, text in (
-            ("benign", row.benign_scenario),
-            ("malicious", row.malicious_scenario),
-        ):
-            Scenario.objects.update_or_create(
-                query=query, motivation=motivation, defaults={"text": text}
+        problems += row_text_problems(row)
+        if row.query_id in in_file:
+            problems.append(
+                f"line {row.line}: duplicate query_id '{row.query_id}' "
+                f"(first on line {in_file[row.query_id]})"
             )
-        for response_type, text in row.responses.items():
-            ResponseVariant.objects.update_or_create(
-                query=query,
-                response_type=response_type,
-                model_name="",
-                sample=0,
-                defaults={
-                    "text": text,
-                    "source": ResponseVariant.Source.IMPORTED,
-                    "review_status": ResponseVariant.ReviewStatus.APPROVED,
-                },
-            )
+        in_file.setdefault(row.query_id, row.line)
+        if problems:
+            continue  # nothing more is written; the rows are still checked
+        batch.append(row)
+        if len(batch) == IMPORT_BATCH_ROWS:
+            _write_stimuli_batch(study, batch)
+            batch = []
+    if problems:
+        raise StimuliFileError(problems)
+    if batch:
+        _write_stimuli_batch(study, batch)
+    if replace:
+        created, updated, removed = len(in_file), 0, len(existing - in_file.keys())
+    else:
+        updated = len(existing & in_file.keys())
+        created, removed = len(in_file) - updated, 0
     record_audit(
         study=study,
         action="stimuli_imported",
@@ -227,6 +227,60 @@ def import_stimuli(
         replace=replace,
     )
     return StimuliImportSummary(created=created, updated=updated, removed=removed)
+
+
+def _write_stimuli_batch(study: Study, rows: list[StimulusRow]) -> None:
+    """Upsert one batch of rows: three INSERT ... ON CONFLICT statements, whatever its size.
+
+    Each statement updates on its model's natural key, as update_or_create did row by row:
+    a query's fields, a scenario's text, an imported text (with its source and review status;
+    provenance and texts of other models are left alone).
+    """
+    queries = Query.objects.bulk_create(
+        [
+            Query(
+                study=study,
+                query_id=row.query_id,
+                text=row.query,
+                category=row.category,
+                topic=row.topic,
+                source=row.metadata.get("source", ""),
+                metadata={k: v for k, v in row.metadata.items() if k != "source"},
+            )
+            for row in rows
+        ],
+        update_conflicts=True,
+        unique_fields=["study", "query_id"],
+        update_fields=["text", "category", "topic", "source", "metadata"],
+    )
+    Scenario.objects.bulk_create(
+        [
+            Scenario(query=query, motivation=motivation, text=text)
+            for query, row in zip(queries, rows, strict=True)
+            for motivation, text in row.scenarios.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["query", "motivation"],
+        update_fields=["text"],
+    )
+    ResponseVariant.objects.bulk_create(
+        [
+            ResponseVariant(
+                query=query,
+                response_type=response_type,
+                model_name="",
+                sample=0,
+                text=text,
+                source=ResponseVariant.Source.IMPORTED,
+                review_status=ResponseVariant.ReviewStatus.APPROVED,
+            )
+            for query, row in zip(queries, rows, strict=True)
+            for response_type, text in row.responses.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["query", "response_type", "model_name", "sample"],
+        update_fields=["text", "source", "review_status", "updated_at"],
+    )
 
 
 def launch_study(

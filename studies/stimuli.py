@@ -12,6 +12,7 @@ until ``confirm_upload`` calls ``studies.services.import_stimuli``.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import secrets
@@ -27,7 +28,7 @@ from django.db.models import Q, QuerySet
 from studies.domain import RESPONSE_TYPES
 from studies.models import Query, ResponseVariant, Study
 from studies.services import EDITABLE_STATUSES, StimuliImportSummary, import_stimuli
-from studies.stimuli_file import StimuliFileError, StimulusRow, parse_stimuli
+from studies.stimuli_file import StimuliFileError, StimulusRow, iter_stimuli, parse_stimuli
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{40,64}")
 
@@ -214,7 +215,7 @@ def confirm_upload(
     """Import the staged file as previewed; raises UploadError, StimuliFileError or
     StudyStateError (from import_stimuli) and then changes nothing."""
     staged = load_upload(study=study, user=user, token=token)
-    rows = parse_stimuli(staged.data, staged.filename)
+    rows = iter_stimuli(io.BytesIO(staged.data), staged.filename)
     summary = import_stimuli(study=study, rows=rows, replace=staged.replace, actor=user)
     discard_upload(token)
     return staged, summary

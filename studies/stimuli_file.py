@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studies.domain import MOTIVATION_LEVELS, RESPONSE_TYPES, SCENARIO_COLUMNS, scenario_column
+from studies.text_checks import unstorable_character
 
 # One scenario column per motivation level (benign_scenario, malicious_scenario).
 REQUIRED_COLUMNS: tuple[str, ...] = ("query_id", "query", "category", *SCENARIO_COLUMNS)
@@ -63,53 +66,134 @@ def parse_stimuli(data: bytes | str, filename: str) -> list[StimulusRow]:
 
     Raises StimuliFileError listing every problem found; returns nothing partial.
     """
+    if isinstance(data, str):
+        # Encoded back so text and bytes take one path; "surrogatepass" keeps a lone
+        # surrogate for the UTF-8 check to report instead of failing here.
+        data = data.encode("utf-8", "surrogatepass")
+    return list(iter_stimuli(io.BytesIO(data), filename))
+
+
+def read_stimuli_file(path: str | Path) -> list[StimulusRow]:
+    """Read and parse a stimuli file from disk."""
+    return list(stream_stimuli_file(path))
+
+
+def stream_stimuli_file(path: str | Path) -> Iterator[StimulusRow]:
+    """The rows of a stimuli file on disk, read line by line (see iter_stimuli)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as lines:
+            yield from iter_stimuli(lines, str(path))
+    except OSError as exc:
+        raise StimuliFileError(
+            [f"cannot read the file: {exc.strerror or exc}"], str(path)
+        ) from None
+
+
+def iter_stimuli(lines: Iterable[bytes], filename: str) -> Iterator[StimulusRow]:
+    """The rows of a CSV or JSONL file given as its lines of bytes, as they are read.
+
+    Rows come out only while the file has shown no problem; after one, the rest is still read
+    so that every problem is reported, and StimuliFileError is raised at the end. A consumer
+    that writes rows as they come must therefore do so in a transaction (as
+    studies.services.import_stimuli does), or collect them first (as parse_stimuli does).
+    """
     suffix = Path(filename).suffix.lower()
     if suffix not in (".csv", ".jsonl"):
         shown = suffix or "(no extension)"
         raise StimuliFileError(
             [f"unsupported file type {shown}; use a .csv or .jsonl file"], filename
         )
-
-    if isinstance(data, bytes):
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise StimuliFileError(
-                [f"the file is not valid UTF-8 (byte {exc.start}); save it as UTF-8"], filename
-            ) from None
+    reading = _Reading()
+    text = _text_lines(lines, reading, split_lone_cr=suffix == ".csv")
+    if suffix == ".csv":
+        records = _csv_records(text, reading.problems)
     else:
-        text = data.removeprefix("\ufeff")
-
-    if not text.strip():
-        raise StimuliFileError(["the file is empty"], filename)
-
-    problems: list[str] = []
-    records = _csv_records(text, problems) if suffix == ".csv" else _jsonl_records(text, problems)
-    rows = _build_rows(records, problems)
-    if not problems and not rows:
-        problems.append("the file has no data rows")
+        records = _jsonl_records(text, reading)
+    rows = 0
+    for row in _build_rows(records, reading.problems):
+        rows += 1
+        if not reading.problems:
+            yield row
+    problems = reading.problems
+    if not reading.content and not reading.unreadable:
+        problems = ["the file is empty"]
+    elif reading.missing_columns:
+        # A column no line has: saying so replaces the same complaint on every line.
+        problems = reading.syntax_problems + reading.missing_columns
+    elif not problems and not rows:
+        problems = ["the file has no data rows"]
     if problems:
         if len(problems) > MAX_PROBLEMS:
             extra = len(problems) - MAX_PROBLEMS
             problems = problems[:MAX_PROBLEMS] + [f"... and {extra} more problem(s)"]
         raise StimuliFileError(problems, filename)
-    return rows
 
 
-def read_stimuli_file(path: str | Path) -> list[StimulusRow]:
-    """Read and parse a stimuli file from disk."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise StimuliFileError(
-            [f"cannot read the file: {exc.strerror or exc}"], str(path)
-        ) from None
-    return parse_stimuli(data, str(path))
+def row_text_problems(row: StimulusRow) -> list[str]:
+    """Cells of a row that cannot be stored or shown as they are (see studies.text_checks)."""
+    problems = []
+    cells = {
+        "query_id": row.query_id,
+        "query": row.query,
+        "category": row.category,
+        "topic": row.topic,
+        **{scenario_column(m): text for m, text in row.scenarios.items()},
+        **row.responses,
+    }
+    for column, value in cells.items():
+        if reason := unstorable_character(value):
+            problems.append(f"line {row.line}, column '{column}': {reason}")
+    for key, value in row.metadata.items():
+        if reason := unstorable_character(key):
+            problems.append(f"line {row.line}: the field name {key!r} {reason}")
+        elif reason := unstorable_character(value):
+            problems.append(f"line {row.line}, column '{key}': {reason}")
+    return problems
 
 
 # A record is (line, {column: value}); values are already text, or None where absent.
 _Record = tuple[int, dict[str, str | None]]
+
+# A carriage return not followed by a line feed ends a line too (old Mac files); lines are
+# split on b"\n" while reading, so the CSV reader gets these split off as well.
+_LONE_CR = re.compile(r"(?<=\r)(?!\n)")
+
+
+@dataclass
+class _Reading:
+    """What reading one file has found so far."""
+
+    problems: list[str] = field(default_factory=list)
+    # JSON syntax problems, kept when missing columns replace the per-line ones.
+    syntax_problems: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    content: bool = False  # anything but whitespace seen
+    unreadable: bool = False  # not UTF-8: reading stopped
+
+
+def _text_lines(lines: Iterable[bytes], reading: _Reading, *, split_lone_cr: bool) -> Iterator[str]:
+    offset = 0
+    for number, raw in enumerate(lines, start=1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+            offset = len(codecs.BOM_UTF8)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reading.unreadable = True
+            reading.problems.append(
+                f"line {number}: the file is not valid UTF-8 (byte {offset + exc.start}); "
+                "save it as UTF-8"
+            )
+            return
+        offset += len(raw)
+        if not reading.content and line.strip():
+            reading.content = True
+        if split_lone_cr and "\r" in line and not (line.endswith("\r\n") and line.count("\r") == 1):
+            yield from (part for part in _LONE_CR.split(line) if part)
+        else:
+            yield line
 
 
 def _canonical_column(name: str) -> str:
@@ -118,9 +202,10 @@ def _canonical_column(name: str) -> str:
     return stripped.lower() if stripped.lower() in KNOWN_COLUMNS else stripped
 
 
-def _check_columns(columns: set[str], problems: list[str]) -> bool:
+def _missing_columns(columns: set[str]) -> list[str]:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     missing_types = [t for t in RESPONSE_TYPES if t not in columns]
+    problems = []
     if missing:
         problems.append(f"missing required column(s): {', '.join(missing)}")
     if missing_types:
@@ -128,11 +213,11 @@ def _check_columns(columns: set[str], problems: list[str]) -> bool:
             f"missing response-type column(s): {', '.join(missing_types)} "
             "(cells may be empty, but every response-type column must be present)"
         )
-    return not missing and not missing_types
+    return problems
 
 
-def _csv_records(text: str, problems: list[str]) -> Iterator[_Record]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _csv_records(lines: Iterator[str], problems: list[str]) -> Iterator[_Record]:
+    reader = csv.reader(lines)
     header: list[str] | None = None
     end_of_previous = 0
     try:
@@ -145,13 +230,17 @@ def _csv_records(text: str, problems: list[str]) -> Iterator[_Record]:
             if header is None:
                 header = [_canonical_column(h) for h in raw]
                 seen: set[str] = set()
-                for name in header:
+                for number, name in enumerate(header, start=1):
                     if not name:
                         problems.append(f"line {start}: the header has an empty column name")
+                    elif reason := unstorable_character(name):
+                        problems.append(f"line {start}, column {number}: the column name {reason}")
                     elif name in seen:
                         problems.append(f"line {start}: column '{name}' appears more than once")
                     seen.add(name)
-                if problems or not _check_columns(set(header), problems):
+                if not problems:
+                    problems.extend(_missing_columns(set(header)))
+                if problems:
                     return
                 continue
             if len(raw) != len(header):
@@ -165,32 +254,34 @@ def _csv_records(text: str, problems: list[str]) -> Iterator[_Record]:
         problems.append(f"line {reader.line_num}: not valid CSV: {exc}")
 
 
-def _jsonl_records(text: str, problems: list[str]) -> Iterator[_Record]:
-    parsed: list[tuple[int, dict]] = []
+def _jsonl_records(lines: Iterator[str], reading: _Reading) -> Iterator[_Record]:
+    problems = reading.problems
     columns: set[str] = set()
-    # split("\n"), not splitlines(): JSON strings may hold a raw U+2028, which is not a line end.
-    for number, line in enumerate(text.split("\n"), start=1):
+    # Lines were split on "\n" only: JSON strings may hold a raw U+2028, which is no line end.
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(f"line {number}: not valid JSON: {exc.msg} (column {exc.colno})")
+            problem = f"line {number}: not valid JSON: {exc.msg} (column {exc.colno})"
+            problems.append(problem)
+            reading.syntax_problems.append(problem)
             continue
         if not isinstance(obj, dict):
-            problems.append(f"line {number}: expected a JSON object, found {_json_kind(obj)}")
+            problem = f"line {number}: expected a JSON object, found {_json_kind(obj)}"
+            problems.append(problem)
+            reading.syntax_problems.append(problem)
             continue
         obj = {_canonical_column(str(k)): v for k, v in obj.items()}
         columns.update(obj)
-        parsed.append((number, obj))
-    # A JSONL "column" exists when any line has the key, mirroring a CSV header.
-    if parsed and not _check_columns(columns, problems):
-        return
-    for number, obj in parsed:
         values = {key: _json_text(key, value, number, problems) for key, value in obj.items()}
         # A line with an unusable field is already reported; checking it further adds noise.
         if all(v is not None for v in values.values()):
             yield number, values
+    # A JSONL "column" exists when any line has the key, mirroring a CSV header.
+    if columns:
+        reading.missing_columns = _missing_columns(columns)
 
 
 def _json_kind(value: object) -> str:
@@ -222,8 +313,7 @@ def _json_text(key: str, value: object, line: int, problems: list[str]) -> str |
     return None
 
 
-def _build_rows(records: Iterator[_Record], problems: list[str]) -> list[StimulusRow]:
-    rows: list[StimulusRow] = []
+def _build_rows(records: Iterator[_Record], problems: list[str]) -> Iterator[StimulusRow]:
     first_line: dict[str, int] = {}
     for line, values in records:
         cleaned = {k: (v or "").strip() for k, v in values.items()}
@@ -238,6 +328,13 @@ def _build_rows(records: Iterator[_Record], problems: list[str]) -> list[Stimulu
             if len(cleaned.get(column, "")) > limit:
                 problems.append(f"{where}: column '{column}' is longer than {limit} characters")
                 ok = False
+        for column, value in cleaned.items():
+            if reason := unstorable_character(column):
+                problems.append(f"line {line}: the field name {column!r} {reason}")
+                ok = False
+            elif reason := unstorable_character(value):
+                problems.append(f"line {line}, column '{column}': {reason}")
+                ok = False
         if query_id:
             if query_id in first_line:
                 problems.append(
@@ -249,16 +346,13 @@ def _build_rows(records: Iterator[_Record], problems: list[str]) -> list[Stimulu
                 first_line[query_id] = line
         if not ok:
             continue
-        rows.append(
-            StimulusRow(
-                query_id=query_id,
-                query=cleaned["query"],
-                category=cleaned["category"],
-                topic=cleaned.get("topic", ""),
-                **{column: cleaned[column] for column in SCENARIO_COLUMNS},
-                responses={t: cleaned[t] for t in RESPONSE_TYPES if cleaned.get(t)},
-                metadata={k: v for k, v in cleaned.items() if k not in KNOWN_COLUMNS and v},
-                line=line,
-            )
+        yield StimulusRow(
+            query_id=query_id,
+            query=cleaned["query"],
+            category=cleaned["category"],
+            topic=cleaned.get("topic", ""),
+            **{column: cleaned[column] for column in SCENARIO_COLUMNS},
+            responses={t: cleaned[t] for t in RESPONSE_TYPES if cleaned.get(t)},
+            metadata={k: v for k, v in cleaned.items() if k not in KNOWN_COLUMNS and v},
+            line=line,
         )
-    return rows

@@ -305,3 +305,22 @@ def test_jsonl_files_preview_and_import_too(study, people, staging):
     )
     assert Query.objects.filter(study=study, query_id="q77").exists()
     assert Query.objects.filter(study=study).count() == 17
+
+
+def test_nul_in_a_cell_is_listed_with_its_line_and_column_and_saves_nothing(study, people, staging):
+    before = counts(study)
+    rows = example_rows()[:3]
+    rows[2]["malicious_scenario"] = "You are\x00 up to something."
+    client = client_for(people["editor"])
+    for data, name, line in (
+        (csv_bytes(rows), "stimuli.csv", 4),
+        ("".join(json.dumps(r) + "\n" for r in rows).encode(), "stimuli.jsonl", 3),
+    ):
+        response = upload(client, study, data, name=name)
+        assert response.status_code == 400
+        html = response.content.decode()
+        assert (
+            f"line {line}, column &#x27;malicious_scenario&#x27;: contains a NUL character" in html
+        )
+        assert 'name="token"' not in html
+    assert counts(study) == before

@@ -305,3 +305,72 @@ def test_scenario_columns_come_from_the_motivation_levels():
     header = ",".join(("query_id", "query", "category", *REQUIRED_COLUMNS[3:], *RESPONSE_TYPES))
     row = parse_stimuli(f"{header}\nq1,Q,c,You are kind.,You are not.,,,,,\n", "s.csv")[0]
     assert row.scenarios == {"benign": "You are kind.", "malicious": "You are not."}
+
+
+# --------------------------------------------------------------------------- unstorable text
+# PostgreSQL cannot store a NUL in text or JSON; other control characters are invisible on the
+# pages and break XML-based tools; a lone surrogate is not Unicode at all. Each is reported
+# with its line and column instead of reaching the database.
+
+
+def test_nul_in_a_csv_cell_is_named_by_line_and_column():
+    text = "\n".join([HEADER, csv_row("q01"), csv_row("q02", query="Bad\x00query?")])
+    (problem,) = problems_of(text)
+    assert problem.startswith("line 3, column 'query': contains a NUL character")
+
+
+def test_nul_in_a_jsonl_field_is_named_by_line_and_column():
+    text = "\n".join([json_row("q01"), json_row("q02", benign_scenario="You are\u0000 kind.")])
+    assert "\\u0000" in text  # JSON writes it as an escape: the line itself is valid JSON
+    (problem,) = problems_of(text, "s.jsonl")
+    assert problem.startswith("line 2, column 'benign_scenario': contains a NUL character")
+
+
+def test_nul_in_a_metadata_cell_or_a_column_name():
+    header = HEADER + ",notes"
+    text = header + "\n" + csv_row("q01") + ",a\x00b"
+    (problem,) = problems_of(text)
+    assert problem.startswith("line 2, column 'notes': contains a NUL character")
+    (problem,) = problems_of(header + "\x00x\n" + csv_row("q01") + ",a")
+    assert problem.startswith("line 1, column 13: the column name contains a NUL character")
+    text = json_row("q01", **{"no\u0000te": "x"})
+    (problem,) = problems_of(text, "s.jsonl")
+    assert problem.startswith("line 1: the field name 'no\\x00te' contains a NUL character")
+
+
+def test_every_nul_is_reported_and_the_rest_still_checked():
+    text = "\n".join(
+        [
+            HEADER,
+            csv_row("q01", query="a\x00", topic="b\x00"),
+            csv_row("q02", category=""),
+        ]
+    )
+    assert [p.split(":")[0] for p in problems_of(text)] == [
+        "line 2, column 'query'",
+        "line 2, column 'topic'",
+        "line 3 (query_id q02)",
+    ]
+
+
+@pytest.mark.parametrize("char", ["\x01", "\x08", "\x0b", "\x1b", "\x1f"])
+def test_other_control_characters_are_refused(char):
+    text = HEADER + "\n" + csv_row("q01", direct_refusal=f"No{char} thanks.")
+    (problem,) = problems_of(text)
+    code = f"U+{ord(char):04X}"
+    assert problem.startswith(
+        f"line 2, column 'direct_refusal': contains the control character {code}"
+    )
+
+
+def test_tabs_and_line_breaks_are_ordinary_text():
+    text = HEADER + "\n" + csv_row("q01", query='"Tab\there,\r\nand a new line"')
+    text = text.replace('"\\"Tab\\there,\\r\\nand a new line\\""', '"Tab\there,\r\nand a new line"')
+    (row,) = parse_stimuli(text, "s.csv")
+    assert row.query == "Tab\there,\r\nand a new line"
+
+
+def test_lone_surrogate_in_jsonl_is_refused():
+    text = json_row("q01", query="half \ud800 a pair")
+    (problem,) = problems_of(text, "s.jsonl")
+    assert problem.startswith("line 1, column 'query': contains an unpaired surrogate U+D800")

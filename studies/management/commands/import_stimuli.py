@@ -6,7 +6,7 @@ from studies import services
 from studies.access import Action
 from studies.errors import StudyStateError
 from studies.management.commands._as_user import actor_from, add_as_argument, study_for
-from studies.stimuli_file import StimuliFileError, read_stimuli_file
+from studies.stimuli_file import StimuliFileError, stream_stimuli_file
 
 
 class Command(BaseCommand):
@@ -25,14 +25,13 @@ class Command(BaseCommand):
     def handle(self, *args, slug: str, file: str, replace: bool, **options) -> None:
         actor = actor_from(options)
         study = study_for(actor, slug, Action.EDIT)
-        try:
-            rows = read_stimuli_file(file)
-        except StimuliFileError as exc:
-            raise CommandError(f"{file}:\n" + "\n".join(exc.problems)) from exc
-        except OSError as exc:
-            raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
+        # The file is read as it is imported, one batch of rows at a time; a problem anywhere
+        # in it rolls the whole import back.
+        rows = stream_stimuli_file(file)
         try:
             summary = services.import_stimuli(study=study, rows=rows, replace=replace, actor=actor)
+        except StimuliFileError as exc:
+            raise CommandError(f"{file}:\n" + "\n".join(exc.problems)) from exc
         except StudyStateError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
