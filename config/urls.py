@@ -14,6 +14,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+# A database or broker outage answers a friendly 503 (config/outage.py); other errors a 500.
+handler500 = "config.outage.server_error"
+
 if settings.BENCH_ENDPOINTS:  # the load benchmark's floor page; never on in production
     from config import bench_views
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 from django.conf import settings
@@ -12,9 +13,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation import selectors as annotation_selectors
+from config.dispatch import QueueUnavailable, send_on_commit
 from studies import selectors
 from studies.exports import INCLUSION_CHOICES
 from studies.models import AnalysisResult, Study
+
+logger = logging.getLogger(__name__)
 
 OPEN = (AnalysisResult.Status.QUEUED, AnalysisResult.Status.RUNNING)
 
@@ -54,7 +58,11 @@ def report_options(study: Study, inclusion: str):
 def request_analysis(
     *, study: Study, inclusion: str = "completed", actor: AbstractBaseUser | None = None
 ) -> AnalysisResult:
-    """Queue a computation, unless one for the same study and inclusion is already open."""
+    """Queue a computation, unless one for the same study and inclusion is already open.
+
+    Raises QueueUnavailable (after the commit) when the broker is down; the result is then
+    stored as failed with the reason, so the study is never left behind a queued row.
+    """
     if inclusion not in INCLUSION_CHOICES:
         raise ValueError(f"inclusion must be one of {', '.join(INCLUSION_CHOICES)}")
     Study.objects.select_for_update().get(pk=study.pk)  # one open request at a time
@@ -66,8 +74,52 @@ def request_analysis(
     result = AnalysisResult.objects.create(study=study, inclusion=inclusion, requested_by=actor)
     from studies.tasks import compute_analysis
 
-    transaction.on_commit(lambda: compute_analysis.delay(result.pk))
+    send_on_commit(
+        lambda: compute_analysis.delay(result.pk),
+        what="computation",
+        on_failure=lambda reason: _fail_open(
+            AnalysisResult.objects.filter(pk=result.pk), reason=reason
+        ),
+    )
     return result
+
+
+def _fail_open(results, *, reason: str, now: datetime | None = None) -> int:
+    """Mark the still-open results among ``results`` failed; a worker then skips them."""
+    return results.filter(status__in=OPEN).update(
+        status=AnalysisResult.Status.FAILED, error=reason, finished_at=now or timezone.now()
+    )
+
+
+def fail_stuck_results(now: datetime | None = None) -> int:
+    """Fail results no worker took within JOB_QUEUED_LIMIT_MINUTES, or that have been
+    running past ANALYSIS_RUNNING_LIMIT_MINUTES (their worker died and nothing redelivered
+    the task, e.g. a broker restarted without persistence), so they can be requested again."""
+    now = now or timezone.now()
+    queued_limit = settings.JOB_QUEUED_LIMIT_MINUTES
+    running_limit = settings.ANALYSIS_RUNNING_LIMIT_MINUTES
+    results = AnalysisResult.objects
+    failed = _fail_open(
+        results.filter(
+            status=AnalysisResult.Status.QUEUED,
+            requested_at__lt=now - timedelta(minutes=queued_limit),
+        ),
+        reason=f"not taken by a worker within {queued_limit} minutes (is a worker running on "
+        "the default queue?); nothing was computed. Recompute to try again.",
+        now=now,
+    )
+    failed += _fail_open(
+        results.filter(
+            status=AnalysisResult.Status.RUNNING,
+            started_at__lt=now - timedelta(minutes=running_limit),
+        ),
+        reason=f"still running after {running_limit} minutes: its worker stopped without "
+        "finishing. Recompute to try again.",
+        now=now,
+    )
+    if failed:
+        logger.warning("failed %d analysis result(s) no worker finished", failed)
+    return failed
 
 
 def ratings_frame(study: Study) -> pd.DataFrame:
@@ -124,8 +176,12 @@ def is_stale(study: Study, result: AnalysisResult | None) -> bool:
 
 
 def refresh_live_studies(now=None) -> int:
-    """Recompute live studies with new ratings, at most every ANALYSIS_REFRESH_MINUTES."""
+    """Recompute live studies with new ratings, at most every ANALYSIS_REFRESH_MINUTES.
+
+    Stuck results are failed first, so a lost task never keeps a study from refreshing.
+    """
     now = now or timezone.now()
+    fail_stuck_results(now)
     every = timedelta(minutes=settings.ANALYSIS_REFRESH_MINUTES)
     queued = 0
     for study in Study.objects.filter(status=Study.Status.LIVE):
@@ -137,6 +193,10 @@ def refresh_live_studies(now=None) -> int:
         if latest is not None and (latest.status in OPEN or latest.requested_at > now - every):
             continue
         if is_stale(study, latest):
-            request_analysis(study=study)
+            try:
+                request_analysis(study=study)
+            except QueueUnavailable:
+                # The broker is down for every study alike; the next beat tick tries again.
+                break
             queued += 1
     return queued

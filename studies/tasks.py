@@ -80,6 +80,13 @@ def compute_analysis(result_id: int) -> str:
 
 @shared_task(acks_late=True)
 def refresh_live_analyses() -> int:
+    """Beat: fail analyses no worker finished, then recompute live studies with new ratings."""
     from studies import analysis_jobs
 
     return analysis_jobs.refresh_live_studies()
+
+
+@shared_task(acks_late=True)
+def fail_unstarted_generation_jobs() -> int:
+    """Beat: fail generation jobs no worker took, so their study is not left generating."""
+    return services.fail_unstarted_jobs()

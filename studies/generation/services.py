@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.dispatch import send_on_commit
 from studies import access
 from studies.domain import RESPONSE_TYPES
 from studies.errors import StudyStateError
@@ -28,6 +32,8 @@ from studies.models import (
     Study,
 )
 from studies.services import EDITABLE_STATUSES, record_audit
+
+logger = logging.getLogger(__name__)
 
 #: Tries per item (first call + retries) before malformed output or errors mark it failed.
 MAX_ATTEMPTS = 3
@@ -169,8 +175,15 @@ def start_generation_job(
     actor: AbstractBaseUser | None = None,
     dispatch: bool = True,
 ) -> GenerationJob:
-    """Create a job for every text not written yet (a rerun fills only what is missing)."""
+    """Create a job for every text not written yet (a rerun fills only what is missing).
+
+    Raises QueueUnavailable (after the commit) when the broker is down: the job is then
+    failed with the reason and the study gets its status back.
+    """
     study = Study.objects.select_for_update().get(pk=study.pk)
+    # Where the study goes back to if the job cannot be dispatched (not "generating": the
+    # job that made it so may be this one).
+    status_before = Study.Status.REVIEW if study.status == Study.Status.GENERATING else study.status
     if study.status not in GENERATABLE_STATUSES:
         raise StudyStateError(
             f"study '{study.slug}' is {study.status}; responses can only be generated before launch"
@@ -216,7 +229,13 @@ def start_generation_job(
         if dispatch:
             from studies.tasks import dispatch_generation_job
 
-            transaction.on_commit(lambda: dispatch_generation_job.delay(job.pk))
+            send_on_commit(
+                lambda: dispatch_generation_job.delay(job.pk),
+                what="generation job",
+                on_failure=lambda reason: fail_undispatched_job(
+                    job_id=job.pk, reason=reason, study_status=status_before
+                ),
+            )
     record_audit(
         study=study,
         action="generation_started",
@@ -502,12 +521,58 @@ def finish_job_if_complete(*, job_id: int) -> GenerationJob:
     return job
 
 
-def _study_to_review_when_idle(study: Study) -> None:
+def _study_to_review_when_idle(study: Study, status: str = Study.Status.REVIEW) -> None:
     running = GenerationJob.objects.filter(
         study=study, status__in=(GenerationJob.Status.QUEUED, GenerationJob.Status.RUNNING)
     )
     if study.status == Study.Status.GENERATING and not running.exists():
-        Study.objects.filter(pk=study.pk).update(status=Study.Status.REVIEW)
+        Study.objects.filter(pk=study.pk).update(status=status)
+
+
+def _fail_queued_job(job: GenerationJob, *, reason: str, study_status: str) -> bool:
+    """Fail a job no worker has started (and its open items); False if one already has."""
+    if job.status != GenerationJob.Status.QUEUED:
+        return False
+    now = timezone.now()
+    job.items.filter(status__in=OPEN_ITEM_STATUSES).update(
+        status=GenerationItem.Status.FAILED, error=reason[:2000], finished_at=now
+    )
+    job.status = GenerationJob.Status.FAILED
+    job.error = reason
+    job.finished_at = now
+    job.save(update_fields=["status", "error", "finished_at"])
+    _study_to_review_when_idle(job.study, study_status)
+    return True
+
+
+@transaction.atomic
+def fail_undispatched_job(*, job_id: int, reason: str, study_status: str) -> None:
+    """The broker refused the job's dispatch: fail it, and give the study its status back."""
+    job = GenerationJob.objects.select_for_update().select_related("study").get(pk=job_id)
+    _fail_queued_job(job, reason=reason, study_status=study_status)
+
+
+@transaction.atomic
+def fail_unstarted_jobs(*, now: datetime | None = None) -> int:
+    """Fail jobs no worker took within JOB_QUEUED_LIMIT_MINUTES (lost message, no worker on
+    the default queue), so their study goes back to review and a rerun can take them up."""
+    limit = django_settings.JOB_QUEUED_LIMIT_MINUTES
+    before = (now or timezone.now()) - timedelta(minutes=limit)
+    stuck = (
+        GenerationJob.objects.select_for_update(skip_locked=True)
+        .select_related("study")
+        .filter(status=GenerationJob.Status.QUEUED, created_at__lt=before)
+    )
+    reason = (
+        f"not taken by a worker within {limit} minutes (is a worker running on the default "
+        "queue?); start the job again to write these texts."
+    )
+    failed = sum(
+        _fail_queued_job(job, reason=reason, study_status=Study.Status.REVIEW) for job in stuck
+    )
+    if failed:
+        logger.warning("failed %d generation job(s) no worker took", failed)
+    return failed
 
 
 @transaction.atomic
