@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.health.HealthCheckMiddleware",
+    "config.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -87,6 +89,11 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# A database that does not answer fails the request (the 503 page) within this many seconds,
+# instead of holding the participant's page for the operating system's TCP timeout.
+DB_CONNECT_TIMEOUT = int(os.environ.get("DB_CONNECT_TIMEOUT", "3"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -245,6 +252,22 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_IGNORE_RESULT = True
+# A request that queues a task fails fast when the broker is down (config/dispatch.py says so
+# and marks the row failed) instead of retrying the publish for many seconds.
+CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "2"))
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+# A job still queued after this many minutes was never taken by a worker (lost message, no
+# worker on its queue): the beat sweep marks it failed, so its study can be computed again.
+JOB_QUEUED_LIMIT_MINUTES = int(os.environ.get("JOB_QUEUED_LIMIT_MINUTES", "15"))
+# An analysis running this long lost its worker without a redelivery: failed by the same sweep.
+ANALYSIS_RUNNING_LIMIT_MINUTES = int(os.environ.get("ANALYSIS_RUNNING_LIMIT_MINUTES", "120"))
+# /metrics: with a token, only `Authorization: Bearer <token>`; without, loopback clients only.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # bench/participant_load.py's floor page (/bench/floor/): mounted only when this is on.
 BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
 
@@ -258,6 +281,10 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-live-analyses": {
         "task": "studies.tasks.refresh_live_analyses",
         "schedule": 60.0,
+    },
+    "fail-unstarted-generation-jobs": {
+        "task": "studies.tasks.fail_unstarted_generation_jobs",
+        "schedule": 300.0,
     },
 }
 
