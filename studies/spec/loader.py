@@ -42,6 +42,7 @@ from studies.spec.model import (
     StudySpec,
     design_from_spec,
 )
+from studies.text_checks import unstorable_character
 
 # Canonical key order of a normalised spec; dump_spec writes keys in exactly this order.
 TOP_LEVEL_KEYS: tuple[str, ...] = (
@@ -471,10 +472,27 @@ class _Checker:
 
     # -- the spec
 
+    def unstorable(self, value: object, path: str) -> None:
+        """Report every string, key or value, that cannot be stored (a NUL, say)."""
+        if isinstance(value, str):
+            if reason := unstorable_character(value):
+                self.add(path, reason)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                child = _join(path, str(key))
+                if isinstance(key, str) and (reason := unstorable_character(key)):
+                    self.add(child, f"the field name {reason}")
+                self.unstorable(item, child)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self.unstorable(item, f"{path}[{i}]")
+
     def spec(self, data: object) -> dict:
         root = self.mapping(data, "", "a mapping of fields (like 'title: ...')")
         if root is _INVALID:
             return {}
+        # Checked once for the whole tree, so no field's checker can forget it.
+        self.unstorable(root, "")
         self.known_keys(root, "", TOP_LEVEL_KEYS)
         out: dict[str, Any] = {}
         slug = self.string(root, "slug", "", max_len=MAX_SLUG)

@@ -694,8 +694,12 @@ def test_unreadable_spec_file(tmp_path):
 # --------------------------------------------------------------------------- property
 
 
+# Any text but what the spec refuses (test_unstorable_text_is_always_refused, below).
+_UNSTORABLE = "".join(chr(c) for c in range(0x20) if chr(c) not in "\t\n\r")
 _text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=80
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters=_UNSTORABLE),
+    min_size=1,
+    max_size=80,
 ).filter(lambda s: s.strip() == s and s != "")
 
 
@@ -709,6 +713,16 @@ def test_round_trip_of_arbitrary_text(title, consent, label):
     typed = load_spec_data(spec)
     assert typed.to_dict() == spec
     assert load_spec(dump_spec(typed)) == typed
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=_text, bad=st.sampled_from(_UNSTORABLE + "\ud800\udfff"), at=st.integers(0, 80))
+def test_unstorable_text_is_always_refused(text, bad, at):
+    spec = spec_dict(load_spec(BASE))
+    spec["questions"][0]["text"] = text[:at] + bad + text[at:]
+    with pytest.raises(SpecError) as info:
+        load_spec_data(spec)
+    assert [p.path for p in info.value.problems] == ["questions[0].text"]
 
 
 # --------------------------------------------------------------------------- analysis section
@@ -1008,3 +1022,62 @@ def test_examples_readme_documents_every_field_type_and_reserved_name():
         assert f"| `{kind}` |" in readme, kind
     for name in RESERVED_FACTOR_NAMES:
         assert f"`{name}`" in readme, name
+
+
+# --------------------------------------------------------------------------- unstorable text
+# A NUL cannot be stored by PostgreSQL (text or JSON); YAML's "\0" and JSON's "\u0000" escapes
+# produce one from a file that is otherwise valid. The spec names its line and field instead.
+
+
+def test_nul_from_a_yaml_escape_is_named_by_line_and_field():
+    text = edit("title: Tiny study", 'title: "Tiny\\0 study"')
+    (problem,) = problems_of(text)
+    assert (problem.line, problem.path) == (2, "title")
+    assert problem.message.startswith("contains a NUL character (\\x00) at character 5")
+    assert "line 2, title: contains a NUL character" in error_of(text)
+
+
+def test_nul_from_a_json_escape_deep_in_the_spec():
+    data = load_spec(BASE).to_dict()
+    data["questions"][0]["text"] = "It\u0000 helped."
+    text = json.dumps(data, indent=2)
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "\\u0000" in row)
+    (problem,) = problems_of(text)
+    assert (problem.line, problem.path) == (line, "questions[0].text")
+    assert "NUL character" in problem.message
+
+
+def test_nul_in_a_key_a_list_item_and_a_form_payload():
+    text = edit("levels: [benign, malicious]", 'levels: [benign, "mali\\0cious"]')
+    assert any(
+        p.path == "factors[0].levels[1]" and p.line == 11 and "NUL character" in p.message
+        for p in problems_of(text)
+    )
+    text = edit("  code: ABC", '  "co\\0de": ABC')
+    assert any(
+        p.path == "completion.co\x00de" and p.message.startswith("the field name contains a NUL")
+        for p in problems_of(text)
+    )
+    data = load_spec(BASE).to_dict()
+    data["completion"]["code"] = "AB\x00C"
+    with pytest.raises(SpecError) as info:
+        load_spec_data(data)
+    assert [(p.path, p.message.split(" (")[0]) for p in info.value.problems] == [
+        ("completion.code", "contains a NUL character")
+    ]
+
+
+def test_raw_nul_in_a_yaml_file_is_named_by_line():
+    (problem,) = problems_of(edit("instructions: Rate things.", "instructions: Rate\x00 things."))
+    assert problem.line == 4
+    assert "#x0000 is not allowed" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("escaped", "found"),
+    [("\\a", "the control character U+0007"), ("\\ud800", "an unpaired surrogate U+D800")],
+)
+def test_other_unstorable_characters_from_escapes(escaped, found):
+    (problem,) = problems_of(edit("consent: You agree.", f'consent: "You{escaped} agree."'))
+    assert (problem.line, problem.path) == (3, "consent")
+    assert problem.message.startswith(f"contains {found}")
