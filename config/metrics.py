@@ -121,6 +121,20 @@ def open_job_counts() -> dict[tuple[str, str], int]:
 class ScrapeTimeCollector(Collector):
     """Read when Prometheus scrapes, never per request; a part that is down reads as 0 *_up."""
 
+    NAMES = (
+        "refusallab_celery_queue_length",
+        "refusallab_broker_up",
+        "refusallab_participants",
+        "refusallab_open_jobs",
+        "refusallab_database_up",
+    )
+
+    def describe(self) -> Iterator[Metric]:
+        # Without it the registry would call collect() on registration: at import, every
+        # process would query PostgreSQL and Redis.
+        for name in self.NAMES:
+            yield GaugeMetricFamily(name, name)
+
     def collect(self) -> Iterator[Metric]:
         broker_up = GaugeMetricFamily("refusallab_broker_up", "1 if Redis answered the scrape.")
         try:
