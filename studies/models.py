@@ -36,6 +36,9 @@ class Study(models.Model):
     completion_url = models.URLField(max_length=500, blank=True)
     # Names of the recruitment URL parameters: {"participant": ..., "study": ..., "session": ...}
     recruitment_params = models.JSONField(default=dict)
+    # Whether the study's link may be opened without a participant id, on purpose (e.g. a
+    # classroom run); otherwise an arrival without one is refused.
+    anonymous_links = models.BooleanField(default=False)
     topic_choice = models.BooleanField(default=False)
     # Factors, the response rule and attention checks, as validated by studies.spec.
     design = models.JSONField(default=dict)

@@ -69,6 +69,7 @@ def study_spec(study: Study) -> StudySpec:
         recruitment_params=RecruitmentParams(
             **{**DEFAULT_RECRUITMENT_PARAMS, **(study.recruitment_params or {})}
         ),
+        anonymous_links=study.anonymous_links,
         topic_choice=study.topic_choice,
         seed=study.seed,
         factors=tuple(FactorSpec.from_dict(f) for f in study.design.get("factors", [])),

@@ -97,6 +97,7 @@ def import_study(
     study.completion_code = spec.completion.code
     study.completion_url = spec.completion.url
     study.recruitment_params = spec.recruitment_params.to_dict()
+    study.anonymous_links = spec.anonymous_links
     study.topic_choice = spec.topic_choice
     study.seed = spec.seed
     study.design = _design_json(spec)

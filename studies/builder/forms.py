@@ -199,6 +199,14 @@ class RecruitmentForm(forms.Form):
     session = forms.CharField(
         label="Session id parameter", max_length=64, help_text="e.g. SESSION_ID"
     )
+    anonymous_links = forms.BooleanField(
+        required=False,
+        label="Anyone with the link may take part",
+        help_text=(
+            "The link may be opened without a participant id, on purpose (e.g. a classroom "
+            "run). Leave it off for a recruitment platform: arrivals without an id are refused."
+        ),
+    )
     completion_code = forms.CharField(label="Completion code", max_length=64)
     completion_url = forms.CharField(
         label="Completion URL",
@@ -211,6 +219,7 @@ class RecruitmentForm(forms.Form):
         d = self.cleaned_data
         return {
             "recruitment_params": {k: d[k] for k in ("participant", "study", "session")},
+            "anonymous_links": d["anonymous_links"],
             "completion": {"code": d["completion_code"], "url": d["completion_url"]},
         }
 

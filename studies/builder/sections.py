@@ -33,6 +33,7 @@ SECTION_OF_KEY: dict[str, str] = {
     "questions": "questions",
     "attention_checks": "attention",
     "recruitment_params": "recruitment",
+    "anonymous_links": "recruitment",
     "completion": "recruitment",
     "analysis": "analysis",
     "blocks": "blocks",
@@ -219,6 +220,7 @@ class RecruitmentSection(FormSection):
         completion = self.spec.get("completion") or {}
         return {
             **{k: params.get(k, "") for k in ("participant", "study", "session")},
+            "anonymous_links": bool(self.spec.get("anonymous_links")),
             "completion_code": completion.get("code", ""),
             "completion_url": completion.get("url", ""),
         }

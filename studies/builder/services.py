@@ -82,6 +82,7 @@ def starting_spec(design: str, *, slug: str, title: str) -> dict:
         "time_limit_minutes": 30,
         # A random code, so two new studies never share one by accident.
         "completion": {"code": secrets.token_hex(4).upper(), "url": ""},
+        "anonymous_links": False,
         "topic_choice": False,
         "seed": secrets.randbelow(2**31),
         "factors": [

@@ -56,6 +56,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "time_limit_minutes",
     "completion",
     "recruitment_params",
+    "anonymous_links",
     "topic_choice",
     "seed",
     "factors",
@@ -514,6 +515,7 @@ class _Checker:
         )
         out["completion"] = self.completion(root)
         out["recruitment_params"] = self.recruitment_params(root)
+        out["anonymous_links"] = self.boolean(root, "anonymous_links", "", default=False)
         out["topic_choice"] = self.boolean(root, "topic_choice", "", default=False)
         out["seed"] = self.integer(root, "seed", "", minimum=0, maximum=MAX_SEED, default=0)
         out["factors"] = self.factors(root)

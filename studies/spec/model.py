@@ -293,6 +293,8 @@ class StudySpec:
     description: str = ""
     time_limit_minutes: int = DEFAULT_TIME_LIMIT_MINUTES
     recruitment_params: RecruitmentParams = field(default_factory=RecruitmentParams)
+    # True: the study's link may be opened without a participant id, on purpose (a classroom).
+    anonymous_links: bool = False
     topic_choice: bool = False
     seed: int = 0
     response_rule: tuple[RuleRowSpec, ...] = ()
@@ -314,6 +316,7 @@ class StudySpec:
             "time_limit_minutes": self.time_limit_minutes,
             "completion": self.completion.to_dict(),
             "recruitment_params": self.recruitment_params.to_dict(),
+            "anonymous_links": self.anonymous_links,
             "topic_choice": self.topic_choice,
             "seed": self.seed,
             "factors": [f.to_dict() for f in self.factors],
@@ -344,6 +347,7 @@ class StudySpec:
             recruitment_params=RecruitmentParams(
                 **{**DEFAULT_RECRUITMENT_PARAMS, **(d.get("recruitment_params") or {})}
             ),
+            anonymous_links=d.get("anonymous_links", False),
             topic_choice=d.get("topic_choice", False),
             seed=d.get("seed", 0),
             factors=tuple(FactorSpec.from_dict(f) for f in d["factors"]),

@@ -365,3 +365,27 @@ def test_overview_shows_every_section_with_an_edit_link(clients, new_study):
 def test_unknown_section_is_404(clients, new_study):
     study = new_study()
     assert clients["owner"].get(section_url(study, "nonsense")).status_code == 404
+
+
+def test_anonymous_links_are_switched_on_and_off_on_the_recruitment_page(clients, new_study):
+    study = new_study()
+    url = section_url(study, "recruitment")
+    client = clients["owner"]
+    page = client.get(url).content.decode()
+    assert 'name="anonymous_links"' in page
+    assert "without a participant id" in page
+    assert "anonymous_links" not in form_data(page)  # off by default
+    assert submit(client, url, {"anonymous_links": "on"}).status_code == 302
+    assert exported(client, study)["anonymous_links"] is True
+    assert Study.objects.get(pk=study.pk).anonymous_links is True
+    assert form_data(client.get(url).content.decode())["anonymous_links"] == "on"
+    # The other recruitment fields are untouched by the switch, and it switches back off.
+    assert saved(study)["recruitment_params"]["participant"] == "PROLIFIC_PID"
+    assert submit(client, url, {"anonymous_links": None}).status_code == 302
+    assert exported(client, study)["anonymous_links"] is False
+
+
+def test_a_spec_problem_about_anonymous_links_is_shown_at_the_recruitment_page(clients):
+    from studies.builder.sections import SECTION_OF_KEY
+
+    assert SECTION_OF_KEY["anonymous_links"] == "recruitment"

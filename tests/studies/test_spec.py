@@ -1081,3 +1081,49 @@ def test_other_unstorable_characters_from_escapes(escaped, found):
     (problem,) = problems_of(edit("consent: You agree.", f'consent: "You{escaped} agree."'))
     assert (problem.line, problem.path) == (3, "consent")
     assert problem.message.startswith(f"contains {found}")
+
+
+# --------------------------------------------------------------------------- anonymous links
+
+
+def test_anonymous_links_default_to_false_and_are_kept_when_true():
+    assert load_spec(BASE).anonymous_links is False
+    assert load_spec(BASE + "anonymous_links: null\n") == load_spec(BASE)
+    spec = load_spec(BASE + "anonymous_links: true\n")
+    assert spec.anonymous_links is True
+    data = spec.to_dict()
+    assert list(data).index("anonymous_links") == list(data).index("recruitment_params") + 1
+    assert "anonymous_links: true" in dump_spec(spec)
+    assert load_spec(dump_spec(spec)) == spec
+    assert load_spec(json.dumps(data)) == spec
+    assert load_spec_data(data) == spec
+
+
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ('"true"', "a string ('true')"),
+        ("1", "an integer (1)"),
+        ("[true]", "a list"),
+        ("{allowed: true}", "a mapping"),
+    ],
+)
+def test_anonymous_links_must_be_a_boolean(value, found):
+    text = edit("items_per_participant: 4", f"items_per_participant: 4\nanonymous_links: {value}")
+    (problem,) = problems_of(text)
+    assert (problem.line, problem.path) == (7, "anonymous_links")
+    assert problem.message == f"must be true or false, found {found}"
+    assert f"line 7, anonymous_links: must be true or false, found {found}" in error_of(text)
+
+
+@pytest.mark.django_db
+def test_anonymous_links_round_trip_through_the_database():
+    from studies import selectors, services
+
+    for value in (True, False):
+        spec = load_spec(BASE + f"anonymous_links: {str(value).lower()}\n")
+        study = services.import_study(spec=spec)
+        assert study.anonymous_links is value
+        exported = selectors.study_spec(study)
+        assert exported.anonymous_links is value
+        assert load_spec(dump_spec(exported)) == spec
