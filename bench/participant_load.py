@@ -1001,6 +1001,7 @@ class RunSummary:
                 round(percentile(r.latencies.get("item page GET", []), q) * 1000, 1)
                 for q in (50, 95, 99)
             ],
+            "steps": {step: len(values) for step, values in r.latencies.items()},
             "errors": len(r.errors),
             "error_kinds": r.error_counts(),
             "floor_per_s": round(self.floor.per_second, 1),
