@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -91,3 +92,29 @@ def purge_queues(*queues: str) -> None:
                 channel.queue_purge(queue)
             except Exception:  # noqa: BLE001 - a queue that never existed has nothing to purge
                 pass
+
+
+# A wait fails when nothing moves for this long, not when a quiet machine's schedule is missed:
+# on a shared, busy CI machine one batch of the tiny model has taken 17 s.
+STALL_BOUND_S = 300.0
+
+
+def wait_for_progress(
+    condition,
+    *,
+    progress,
+    worker: CeleryWorker,
+    log: Path | None = None,
+    stall_s: float = STALL_BOUND_S,
+) -> None:
+    """Wait until ``condition()`` holds while ``progress()`` (any comparable value: rows done,
+    bytes logged) keeps changing; fail when the worker dies or nothing changed for stall_s."""
+    last, since = progress(), time.monotonic()
+    while not condition():
+        tail = log.read_text()[-3000:] if log and log.exists() else ""
+        assert worker.alive(), "the worker died; its log:\n" + tail
+        now = progress()
+        if now != last:
+            last, since = now, time.monotonic()
+        assert time.monotonic() - since < stall_s, f"no progress for {stall_s:.0f} s; log:\n{tail}"
+        time.sleep(0.2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -11,7 +10,7 @@ from django.utils import timezone
 from annotation import services
 from annotation.models import Participant, Slot
 from annotation.tasks import release_expired_slots
-from tests.workers import CeleryWorker, purge_queues
+from tests.workers import CeleryWorker, purge_queues, wait_for_progress
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,11 +31,13 @@ def test_worker_releases_slots_of_timed_out_participants(make_study, celery_work
 
     release_expired_slots.delay()
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if Participant.objects.get(pk=late.pk).status == Participant.Status.TIMED_OUT:
-            break
-        assert celery_worker.alive(), (tmp_path / "worker.log").read_text()
-        time.sleep(0.3)
+    log = tmp_path / "worker.log"
+    wait_for_progress(
+        lambda: Participant.objects.get(pk=late.pk).status == Participant.Status.TIMED_OUT,
+        # A starting worker writes its banner and connection lines: that is progress.
+        progress=lambda: log.stat().st_size if log.exists() else 0,
+        worker=celery_worker,
+        log=log,
+    )
     assert Participant.objects.get(pk=late.pk).status == Participant.Status.TIMED_OUT
     assert Slot.objects.filter(study=study, status=Slot.Status.FREE).count() == 2

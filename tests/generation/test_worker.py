@@ -11,20 +11,12 @@ import pytest
 from studies.generation import selectors, services
 from studies.models import GenerationItem, GenerationJob, ResponseVariant
 from tests.generation.tiny_model import build_tiny_chat_model
-from tests.workers import CeleryWorker, purge_queues
+from tests.workers import CeleryWorker, purge_queues, wait_for_progress
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Seconds before the broker hands a dead worker's unacknowledged batch to another worker.
 VISIBILITY_TIMEOUT = 3
-
-
-def wait_for(condition, timeout: float, worker: CeleryWorker, log) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert worker.alive(), log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "timed out; worker log:\n" + log.read_text()[-3000:]
-        time.sleep(0.2)
 
 
 def test_killed_worker_mid_job_finishes_with_no_duplicate_and_no_gap(make_study, tmp_path):
@@ -47,13 +39,22 @@ def test_killed_worker_mid_job_finishes_with_no_duplicate_and_no_gap(make_study,
         done = GenerationItem.objects.filter(job=job, status="done")
         running = GenerationItem.objects.filter(job=job, status="running")
         # Kill while a batch is inside the model, after some batches have been stored.
-        wait_for(lambda: done.count() >= 8 and running.exists(), 120, worker, log)
+
+        def moved() -> tuple[int, int]:
+            # Progress is texts stored and the worker's log growing (model loading, batches).
+            return done.count(), log.stat().st_size if log.exists() else 0
+
+        wait_for_progress(
+            lambda: done.count() >= 8 and running.exists(), progress=moved, worker=worker, log=log
+        )
         worker.kill()
         in_flight = set(running.values_list("pk", flat=True))
         assert in_flight and done.count() < 80
         time.sleep(VISIBILITY_TIMEOUT + 1)
         worker = CeleryWorker("default,gpu", log_path=log, **env).start()
-        wait_for(lambda: selectors.job_progress(job)["finished"], 180, worker, log)
+        wait_for_progress(
+            lambda: selectors.job_progress(job)["finished"], progress=moved, worker=worker, log=log
+        )
     finally:
         worker.stop()
 
