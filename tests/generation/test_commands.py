@@ -115,3 +115,43 @@ def test_instructions_file_overrides_one_type(make_study, eager_tasks, tmp_path)
     assert GenerationJob.objects.get().instructions["redirection"] == (
         "Point to an official source only."
     )
+
+
+def test_generate_with_the_broker_down_is_a_clear_error_in_a_shell(make_study):
+    """Typed in a shell while Redis is down: one line saying why, no traceback, no job left
+    queued (the job is failed with the reason)."""
+    import os
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from tests.ops.conftest import CLOSED_BROKER, CLOSED_PORT, assert_closed
+
+    study = make_study(launch=False)
+    LanguageModel.objects.create(
+        name="loopback",
+        backend="openai",
+        backend_settings={"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+        queue="default",
+    )
+    assert_closed(CLOSED_PORT)
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": CLOSED_BROKER,
+    }
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "generate_responses", study.slug, "--model", "loopback"]
+        + ["--as", "ada"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "could not reach the job queue" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert GenerationJob.objects.get().status == GenerationJob.Status.FAILED

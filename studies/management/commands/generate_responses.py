@@ -6,6 +6,7 @@ import yaml
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.dispatch import QueueUnavailable
 from studies import access
 from studies.access import Action
 from studies.errors import StudyStateError
@@ -68,7 +69,7 @@ class Command(BaseCommand):
                 instructions=instructions,
                 actor=actor,
             )
-        except (StudyStateError, ValueError, PermissionDenied) as exc:
+        except (StudyStateError, ValueError, PermissionDenied, QueueUnavailable) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"job {job.pk}: {job.items.count()} texts to write ({job.status})")
         if not options["wait"]:
