@@ -88,6 +88,15 @@ def test_on_a_phone_the_response_stays_in_a_panel_on_top(browser: Browser, make_
         page.locator(STATEMENTS).count()
     )
     expect(page.get_by_role("button", name="Next")).to_be_focused()
+    # Going back up by keyboard, the focused statement is never hidden under the panel.
+    for _ in range(page.locator(STATEMENTS).count()):
+        page.keyboard.press("Shift+Tab")
+        focused = page.evaluate(
+            "(() => { const r = document.activeElement.closest('[data-question]')"
+            ".getBoundingClientRect(); return [r.top, r.bottom]; })()"
+        )
+        panel = box(page, ".stimulus")
+        assert focused[0] >= panel["y"] + panel["height"] - 1 and focused[1] <= 844
     context.close()
 
 
