@@ -5,11 +5,13 @@
 A PostgreSQL cluster of the drill's own (initdb into a temporary directory, port --pg-port, run
 as the postgres user; removed at the end) holds the app's database while --n participants
 rate. At 40% of the answers two custom-format dumps are taken while the load goes on:
-  1. the documented backup, `pg_dump --format=custom --file=FILE DATABASE_URL`, bracketed by
-     row counts just before and just after it;
+  1. the backup of docs/operations.md ("Backups"): `pg_dump --format=custom --compress=6
+     --file=FILE DATABASE_URL`, then `pg_restore --list FILE`, bracketed by row counts just
+     before and just after it;
   2. the same command with --snapshot: the counts are read in the very snapshot pg_dump copies,
      so they must match the restore exactly.
-Each is restored with `pg_restore --no-owner --dbname=NEW` into a fresh database. Verdict:
+Each is restored as the "Restore" steps say (`pg_restore --no-owner --no-privileges
+--exit-on-error --jobs=4 --dbname=NEW`) into a fresh database. Verdict:
 dump 2's restore has exactly the participants and ratings counted in its snapshot; dump 1's
 lies between its before/after counts and holds every answer acknowledged before it started;
 neither restore holds a half-stored answer (a trial with only some of its ratings); and the
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(db) as conn:
                 before = counts(conn)
             started = time.perf_counter()
-            run([pg_dump, "--format=custom", f"--file={path}", db])
+            run([pg_dump, "--format=custom", "--compress=6", f"--file={path}", db])
+            run([cluster.tool("pg_restore"), "--list", str(path)])  # complete and readable
             seconds = time.perf_counter() - started
             with psycopg.connect(db) as conn:
                 after = counts(conn)
@@ -106,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
                 snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
                 moment = counts(conn)  # read in the snapshot pg_dump will copy
-                run([pg_dump, "--format=custom", f"--snapshot={snapshot}", f"--file={path}", db])
+                run([pg_dump, "--format=custom", "--compress=6", f"--snapshot={snapshot}",
+                     f"--file={path}", db])  # fmt: skip
                 conn.execute("COMMIT")
             dumps["snapshot"] = {"path": path, "moment": moment}
 
@@ -136,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(cluster.server_url, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{target}"')
             url = pl.server_url(cluster.server_url, target)
-            run([cluster.tool("pg_restore"), "--no-owner", f"--dbname={url}", str(dump["path"])])
+            run([cluster.tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
+                 "--jobs=4", f"--dbname={url}", str(dump["path"])])  # fmt: skip
             with psycopg.connect(url) as conn:
                 restored[name] = {
                     "counts": counts(conn),
