@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 CELERY := $(VENV)/bin/celery
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format worker gpu-worker clean
+.PHONY: help demo test lint format audit worker gpu-worker clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-11s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ test: ## install everything (incl. Debian chromium), lint, run the whole suite; 
 lint: $(VENV)/bin/ruff ## ruff check + format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+audit: $(VENV)/bin/ruff ## pip-audit the pinned requirements (fails on a known vulnerability; warns when the advisory service is unreachable)
+	$(VENV)/bin/python scripts/audit.py
 
 format: $(VENV)/bin/ruff ## ruff fix + format
 	$(VENV)/bin/ruff check --fix .

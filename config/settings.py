@@ -4,6 +4,10 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE as CSP_NONCE
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
+from csp.constants import UNSAFE_INLINE as CSP_UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -45,6 +49,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "studies",
     "annotation",
 ]
@@ -61,6 +67,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The Content-Security-Policy header, chosen by path (participant, researcher, admin, docs).
+    "config.csp.PathPolicyMiddleware",
+    # Last, as django-axes asks: it turns a sign-in refused for a lock-out into our 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -129,10 +139,42 @@ STORAGES = {
     },
 }
 
-AUTHENTICATION_BACKENDS = ["studies.accounts.UsernameOrEmailBackend"]
+# django-axes first: it refuses a locked-out account before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "studies.accounts.UsernameOrEmailBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in lock-out (django-axes, its records in PostgreSQL: the login path is not the
+# participant path). AXES_FAILURE_LIMIT wrong passwords for one account from one address lock
+# that pair, never the whole address (an office shares one), for AXES_COOLOFF_MINUTES, doubled
+# for each further lock-out of the pair within a day since its last successful sign-in, up to
+# AXES_COOLOFF_MAX_HOURS. The login page, POST /api/token/ and the admin login all sign in
+# through AUTHENTICATION_BACKENDS, so one lock covers all three; a success resets the count.
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_MINUTES = int(os.environ.get("AXES_COOLOFF_MINUTES", "15"))
+AXES_COOLOFF_MAX_HOURS = int(os.environ.get("AXES_COOLOFF_MAX_HOURS", "24"))
+AXES_COOLOFF_TIME = "studies.accounts.login_cool_off"
+AXES_HANDLER = "studies.accounts.LoginLockoutHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The address the arrival limits use too: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies
+# the address they saw.
+AXES_CLIENT_IP_CALLABLE = "annotation.arrivals.client_address"
+# "ada" and "ada@example.org" are one account, so they share one count.
+AXES_USERNAME_CALLABLE = "studies.accounts.lockout_username"
+AXES_LOCKOUT_CALLABLE = "studies.views.accounts.locked_out"
+AXES_RESET_ON_SUCCESS = True
+# Each failure's lock ends on its own expiry (the cool-off in force when it happened), so one
+# account's longer lock-out is not cleaned away by another's shorter one.
+AXES_USE_ATTEMPT_EXPIRATION = True
+# Tries while locked are refused without counting: they neither extend the lock nor grow the next.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The failure log remembers earlier lock-outs after their attempts expire: the back-off reads it.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
 
 # Password-reset and account e-mails: printed to the console unless SMTP is configured.
 EMAIL_BACKEND = os.environ.get(
@@ -199,6 +241,52 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp; config/csp.py picks the policy by path). Every asset is
+# ours (whitenoise, no CDN), so 'self' is all any page needs, plus these exceptions:
+# - researcher pages: script nonces (request.csp_nonce) for the few inline scripts we render
+#   (the results page's Plotly figure calls, the API docs' Swagger UI start-up);
+# - chart pages (CSP_CHART_VIEWS): style-src 'unsafe-inline', because plotly.js styles the
+#   charts it draws with inline style attributes and <style> rules. No 'unsafe-eval': our
+#   trace types (bar, scatter) draw as SVG; WebGL traces (scattergl, splom, parcoords) would
+#   need it, and tests/security/test_csp_browser.py fails on any eval that gets blocked;
+# - admin (superusers only): style-src 'unsafe-inline' for the inline <style> Django's admin
+#   templates render (change_list.html, for a model admin without actions).
+# Participant pages (/s/) get none of these: no inline script or style at all.
+_CSP_STRICT = {
+    "default-src": [CSP_SELF],
+    "script-src": [CSP_SELF],
+    "style-src": [CSP_SELF],
+    "img-src": [CSP_SELF, "data:"],
+    "object-src": [CSP_NONE],
+    "base-uri": [CSP_NONE],
+    "frame-ancestors": [CSP_NONE],
+    "form-action": [CSP_SELF],
+}
+# A violation report endpoint, e.g. a collector's URL, added to every policy when set.
+# (Not named CSP_REPORT_URI in settings: django-csp 4 refuses its 3.x setting names.)
+CSP_VIOLATION_REPORT_URI = os.environ.get("CSP_REPORT_URI", "")
+if CSP_VIOLATION_REPORT_URI:
+    _CSP_STRICT["report-uri"] = [CSP_VIOLATION_REPORT_URI]
+CSP_PARTICIPANT_PREFIX = "/s/"
+CSP_PARTICIPANT_DIRECTIVES = _CSP_STRICT
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        **_CSP_STRICT,
+        "script-src": [CSP_SELF, CSP_NONCE],
+        "style-src": [CSP_SELF, CSP_NONCE],
+    },
+}
+CSP_CHART_VIEWS = {"studies:detail", "studies:results"}
+CSP_CHART_DIRECTIVES = {
+    **CONTENT_SECURITY_POLICY["DIRECTIVES"],
+    "style-src": [CSP_SELF, CSP_UNSAFE_INLINE],
+}
+CSP_ADMIN_PREFIX = "/admin/"
+CSP_ADMIN_DIRECTIVES = {
+    **CONTENT_SECURITY_POLICY["DIRECTIVES"],
+    "style-src": [CSP_SELF, CSP_UNSAFE_INLINE],
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -110,6 +110,11 @@ say "ruff format --check"
 say "collectstatic"
 "$VENV/bin/python" manage.py collectstatic --noinput -v0
 
+# Known vulnerabilities in the pinned requirements fail the run; an advisory service that cannot
+# be reached (no network) is a warning, and the tests still run.
+say "pip-audit (pinned requirements)"
+"$VENV/bin/python" scripts/audit.py
+
 # Two processes by default (pytest-xdist), one per core of the machines this runs on; each has
 # its own test database and Redis database (tests/conftest.py). TEST_WORKERS=0 runs in one.
 # Files go out in collection order, where tests/conftest.py puts the longest tests first

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path, reverse_lazy
+from django.utils import timezone
 
 from studies import access
+from studies.accounts import lockout_ends
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -17,6 +21,32 @@ def home(request: HttpRequest) -> HttpResponse:
         else []
     )
     return render(request, "researcher/home.html", {"studies": studies})
+
+
+def locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials=None
+) -> HttpResponse:
+    """What a locked-out sign-in gets (django-axes' AXES_LOCKOUT_CALLABLE): 429, when to come
+    back, as our page or, on the API, as its usual JSON refusal."""
+    ends = lockout_ends(request)
+    seconds = max(math.ceil((ends - timezone.now()).total_seconds()), 1)
+    minutes = math.ceil(seconds / 60)
+    detail = (
+        "Too many failed sign-ins for this account from your address. "
+        f"Try again after {timezone.localtime(ends):%H:%M} UTC "
+        f"(in {minutes} minute{'s' if minutes != 1 else ''})."
+    )
+    if request.path_info.startswith("/api/"):
+        response = JsonResponse({"detail": detail}, status=429)
+    else:
+        response = render(
+            request,
+            "registration/locked_out.html",
+            {"detail": detail, "ends": ends, "minutes": minutes},
+            status=429,
+        )
+    response["Retry-After"] = str(seconds)
+    return response
 
 
 def _form_page(view, heading: str, submit_label: str, intro: str = "", **kwargs):
