@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -144,12 +144,13 @@ def join_study(*, study: Study, external_id: str | None, recruitment: dict) -> P
     else:
         pseudonym = "anon-" + uuid.uuid4().hex
     try:
+        # The entry page has looked the person up already: a new one is one insert.
         with transaction.atomic():
-            participant, _created = Participant.objects.get_or_create(
-                study=study, pseudonym=pseudonym, defaults={"recruitment": recruitment}
+            participant = Participant.objects.create(
+                study=study, pseudonym=pseudonym, recruitment=recruitment
             )
     except IntegrityError:
-        # Two tabs raced to create the same participant: the other one won, use it.
+        # They exist (a reopened link, or two tabs racing to create them): use that row.
         participant = Participant.objects.get(study=study, pseudonym=pseudonym)
     participant.study = study
     return participant
@@ -241,24 +242,43 @@ def _slot_item(participant: Participant, position: int) -> SlotItem:
 
 
 def _new_trial(participant: Participant, item: SlotItem, query_pk: int | None) -> Trial:
+    """Open the item's trial; a second tab that opened it first keeps its own (and its time)."""
     variant = (
         study_material(participant.study).variants.get((query_pk, item.response_type))
         if query_pk
         else None
     )
-    try:
-        with transaction.atomic():
-            return Trial.objects.create(
-                participant=participant,
-                slot_item=item,
-                position=item.position,
-                query_id=query_pk,
-                variant=variant,
-                shown_at=timezone.now(),
-            )
-    except IntegrityError:
-        # A second tab opened the same page at the same moment: its trial is the one.
+    trial = Trial(
+        participant=participant,
+        slot_item=item,
+        position=item.position,
+        query_id=query_pk,
+        variant=variant,
+        shown_at=timezone.now(),
+    )
+    # One statement for a first view, the common case: insert unless the page was opened.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Trial._meta.db_table}"
+            " (participant_id, slot_item_id, position, query_id, variant_id, shown_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (participant_id, position) DO NOTHING RETURNING id",
+            [
+                participant.pk,
+                item.pk,
+                item.position,
+                query_pk,
+                variant.pk if variant else None,
+                trial.shown_at,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
         return Trial.objects.get(participant=participant, position=item.position)
+    trial.pk = row[0]
+    trial._state.adding = False
+    trial._state.db = connection.alias
+    return trial
 
 
 @transaction.atomic

@@ -104,7 +104,9 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
         if participant is not None:
             participant.study = study
     if participant is None:
-        if not link.participant_id and not getattr(study, "anonymous_links", False):  # TEMP until field lands
+        if not link.participant_id and not getattr(
+            study, "anonymous_links", False
+        ):  # TEMP until field lands
             return render(request, "annotation/needs_link.html", {"study": study}, status=400)
         if study.status not in OPEN_STATUSES:
             return _closed(request, study)

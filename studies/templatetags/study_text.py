@@ -1,5 +1,7 @@
 """Template filters for researcher-written text: Markdown rendered to sanitised HTML."""
 
+from functools import lru_cache
+
 import markdown as markdown_lib
 import nh3
 from django import template
@@ -11,8 +13,14 @@ register = template.Library()
 @register.filter
 def markdown(text: str) -> SafeString:
     """Render Markdown, then strip anything but harmless formatting (no scripts, no styles)."""
-    html = markdown_lib.markdown(text or "", extensions=["extra", "sane_lists"])
-    return mark_safe(nh3.clean(html))  # noqa: S308 - nh3 has just sanitised it
+    return mark_safe(_sanitised_html(text or ""))  # noqa: S308 - nh3 has sanitised it
+
+
+# A study's consent, instructions and block texts are rendered on every participant's pages;
+# Markdown's parser costs milliseconds each time, the same text always gives the same HTML.
+@lru_cache(maxsize=512)
+def _sanitised_html(text: str) -> str:
+    return nh3.clean(markdown_lib.markdown(text, extensions=["extra", "sane_lists"]))
 
 
 @register.filter
