@@ -96,7 +96,10 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/refusallab"),
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
+        # A health check is one more round trip on every request. Without it a connection the
+        # server dropped (a restart) fails one request per worker with the 503 page, and Django
+        # then closes it (it had errors), so the next request reconnects by itself.
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
     )
 }
 # A database that does not answer fails the request (the 503 page) within this many seconds,
