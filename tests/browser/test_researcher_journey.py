@@ -131,7 +131,7 @@ def take_study(page: Page, *, done_heading: re.Pattern) -> list[str]:
             attention = page.locator("section.conversation").count() == 0
             seen.append("attention" if attention else "item")
             point = 0 if attention else 2
-            for fieldset in page.locator("fieldset.likert").all():
+            for fieldset in page.locator("form.rating-form [data-question]").all():
                 fieldset.locator("label.point").nth(point).click()
             press(page, re.compile("^(Next|Finish)$"))
         else:
