@@ -158,6 +158,8 @@ LOGOUT_REDIRECT_URL = "login"
 # AXES_COOLOFF_MAX_HOURS. The login page, POST /api/token/ and the admin login all sign in
 # through AUTHENTICATION_BACKENDS, so one lock covers all three; a success resets the count.
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
+# Not the "AXES: BEGIN …" banner on every command and process start.
+AXES_VERBOSE = env_bool("AXES_VERBOSE", False)
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_MINUTES = int(os.environ.get("AXES_COOLOFF_MINUTES", "15"))
 AXES_COOLOFF_MAX_HOURS = int(os.environ.get("AXES_COOLOFF_MAX_HOURS", "24"))
