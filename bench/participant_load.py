@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import dataclasses
 import json
@@ -690,6 +691,12 @@ def venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def _bench_static_root() -> str:
+    root = Path(tempfile.gettempdir()) / f"refusallab-bench-static-{os.getpid()}"
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return str(root)
+
+
 def app_env(database_url: str, broker_url: str, **extra: str) -> dict[str, str]:
     """The production settings, on plain HTTP to 127.0.0.1, with the floor page mounted."""
     env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
@@ -710,6 +717,9 @@ def app_env(database_url: str, broker_url: str, **extra: str) -> dict[str, str]:
     # Every simulated participant arrives from 127.0.0.1: the per-address arrival limit (a
     # room's worth behind one NAT) would turn most of them away. The per-study limit stays.
     env.setdefault("ARRIVALS_PER_ADDRESS", "0")
+    # Static files of its own: collectstatic rewrites hashed files in place, and a server or
+    # test reading the checkout's staticfiles/ at that moment finds one missing.
+    env.setdefault("STATIC_ROOT", _bench_static_root())
     env.update(extra)
     return env
 

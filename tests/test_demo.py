@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,7 +35,12 @@ def _run_demo(env: dict[str, str]) -> tuple[str, int]:
     environment = {
         k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     }
-    environment.update(env, PORT=str(port), DEMO_PASSWORD="demo-pass-123", CI="")
+    # Its own collected static files: collecting into the checkout's staticfiles/ rewrites
+    # files that the suite's other tests are serving at that moment.
+    static_root = tempfile.mkdtemp(prefix="refusallab-demo-static-")
+    environment.update(
+        env, PORT=str(port), DEMO_PASSWORD="demo-pass-123", CI="", STATIC_ROOT=static_root
+    )
     process = subprocess.Popen(
         ["make", "demo"],
         cwd=ROOT,
@@ -88,6 +95,7 @@ def _run_demo(env: dict[str, str]) -> tuple[str, int]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        shutil.rmtree(static_root, ignore_errors=True)
 
 
 @pytest.fixture

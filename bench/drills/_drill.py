@@ -260,6 +260,19 @@ def app_under_load(
             server.stop()
 
 
+def load_plan(args, server, study, **options) -> pl.LoadPlan:
+    """Every participant of the drill's study through its pages, as the drill's flags say."""
+    return pl.LoadPlan(
+        base_url=server.base_url,
+        slug=study.slug,
+        n=args.n,
+        positions=study.positions,
+        concurrency=args.concurrency,
+        max_seconds=args.max_seconds,
+        **options,
+    )
+
+
 def add_common_arguments(parser, *, n: int, concurrency: int, workers: int, port: int) -> None:
     parser.add_argument("--n", type=int, default=n, help="participants")
     parser.add_argument("--concurrency", type=int, default=concurrency)

@@ -75,14 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=logs,
         ) as (_env, db, study, server),
     ):
-        plan = pl.LoadPlan(
-            base_url=server.base_url,
-            slug=study.slug,
-            n=args.n,
-            positions=study.positions,
-            concurrency=args.concurrency,
-            max_seconds=args.max_seconds,
-        )
+        plan = _drill.load_plan(args, server, study)
         total_answers = args.n * study.positions
         pg_dump = cluster.tool("pg_dump")
 

@@ -69,15 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         pg_server=args.pg_server, dbname=f"refusallab_drill_kill_{os.getpid()}",
         broker_url=args.broker_url, port=args.port, workers=args.workers, n=args.n, log_dir=logs,
     ) as (_env, db, study, server):  # fmt: skip
-        plan = pl.LoadPlan(
-            base_url=server.base_url,
-            slug=study.slug,
-            n=args.n,
-            positions=study.positions,
-            concurrency=args.concurrency,
-            max_seconds=args.max_seconds,
-            max_recoveries=30,
-        )
+        plan = _drill.load_plan(args, server, study, max_recoveries=30)
         total_answers = args.n * study.positions
         started = time.monotonic()
 

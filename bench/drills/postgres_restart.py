@@ -39,15 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port, workers=args.workers, n=args.n, log_dir=logs,
         ) as (_env, db, study, server),
     ):  # fmt: skip
-        plan = pl.LoadPlan(
-            base_url=server.base_url,
-            slug=study.slug,
-            n=args.n,
-            positions=study.positions,
-            concurrency=args.concurrency,
-            max_seconds=args.max_seconds,
-            max_recoveries=60,
-        )
+        plan = _drill.load_plan(args, server, study, max_recoveries=60)
         total_answers = args.n * study.positions
         started = time.monotonic()
         errors_at: dict[str, int] = {}

@@ -103,14 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 cwd=pl.ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-            plan = pl.LoadPlan(
-                base_url=server.base_url,
-                slug=study.slug,
-                n=args.n,
-                positions=study.positions,
-                concurrency=args.concurrency,
-                max_seconds=args.max_seconds,
-            )
+            plan = _drill.load_plan(args, server, study)
             total_answers = args.n * study.positions
             started = time.monotonic()
             analysis_url = f"{server.base_url}/api/studies/{study.slug}/analysis/"
