@@ -63,12 +63,17 @@ def _kept_material(study_pk: int, status: str, updated_at, launched_at) -> Study
     return load_study_material(study_pk)
 
 
-def load_study_material(study_pk: int) -> StudyMaterial:
-    questions = list(Question.objects.filter(study_id=study_pk).order_by("order", "pk"))
-    blocks = list(QuestionnaireBlock.objects.filter(study_id=study_pk).order_by("order", "pk"))
-    blocks = [b for b in blocks if b.placement == QuestionnaireBlock.Placement.BEFORE] + [
+def in_showing_order(blocks) -> list[QuestionnaireBlock]:
+    """Questionnaire blocks as participants meet them: "before" ones, then "after" ones."""
+    blocks = list(blocks.order_by("order", "pk"))
+    return [b for b in blocks if b.placement == QuestionnaireBlock.Placement.BEFORE] + [
         b for b in blocks if b.placement == QuestionnaireBlock.Placement.AFTER
     ]
+
+
+def load_study_material(study_pk: int) -> StudyMaterial:
+    questions = list(Question.objects.filter(study_id=study_pk).order_by("order", "pk"))
+    blocks = in_showing_order(QuestionnaireBlock.objects.filter(study_id=study_pk))
     queries = list(Query.objects.filter(study_id=study_pk).order_by("topic", "query_id"))
     topics: dict[str, list[Query]] = {}
     for query in queries:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from annotation.material import slot_items, study_material
+from annotation.material import in_showing_order, slot_items, study_material
 from annotation.models import BlockAnswer, Participant, Rating, Slot, SlotItem, Trial
 from annotation.pseudonyms import pseudonym_for
 from studies.domain import LONG_FORMAT_BASE, LONG_FORMAT_TAIL
@@ -51,10 +51,7 @@ def participant_step(participant: Participant) -> str:
 
 def study_blocks(study_id: int) -> list[QuestionnaireBlock]:
     """The study's questionnaire blocks in the order shown: "before" ones, then "after" ones."""
-    blocks = list(QuestionnaireBlock.objects.filter(study_id=study_id).order_by("order", "pk"))
-    return [b for b in blocks if b.placement == QuestionnaireBlock.Placement.BEFORE] + [
-        b for b in blocks if b.placement == QuestionnaireBlock.Placement.AFTER
-    ]
+    return in_showing_order(QuestionnaireBlock.objects.filter(study_id=study_id))
 
 
 def current_block(participant: Participant) -> QuestionnaireBlock | None:
@@ -78,11 +75,9 @@ def current_block(participant: Participant) -> QuestionnaireBlock | None:
     return None
 
 
-def block_questions(block: QuestionnaireBlock, *, study: Study | None = None) -> list[Question]:
-    """A block's questions in the order shown; from the study's kept material when given."""
-    if study is not None:
-        return list(study_material(study).block_questions.get(block.pk, ()))
-    return list(Question.objects.filter(block=block).order_by("order", "pk"))
+def block_questions(block: QuestionnaireBlock, *, study: Study) -> list[Question]:
+    """A block's questions in the order shown, from the study's kept material."""
+    return list(study_material(study).block_questions.get(block.pk, ()))
 
 
 def item_count(participant: Participant) -> int:

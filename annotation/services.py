@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotation import material, selectors
+from annotation import selectors
 from annotation.answers import parse_answers, parse_block_answers
 from annotation.errors import (
     AnswersInvalid,
@@ -21,7 +21,7 @@ from annotation.errors import (
     StudyNotOpen,
     TopicInvalid,
 )
-from annotation.material import study_material
+from annotation.material import slot_item, study_material
 from annotation.models import BlockAnswer, Participant, Rating, Slot, SlotItem, Trial
 from annotation.pseudonyms import pseudonym_for
 from studies.design import PlannedSlot
@@ -238,7 +238,7 @@ def mark_instructions_read(*, participant: Participant) -> Participant:
 
 
 def _slot_item(participant: Participant, position: int) -> SlotItem:
-    return material.slot_item(participant.slot_id, position)
+    return slot_item(participant.slot_id, position)
 
 
 def _new_trial(participant: Participant, item: SlotItem, query_pk: int | None) -> Trial:
@@ -367,8 +367,7 @@ def record_answers(
         participant
     )
     if finished:
-        participant.status = Participant.Status.COMPLETED
-        participant.completed_at = now
+        _mark_finished(participant, now)
     _store_page(
         participant,
         trial,
@@ -429,10 +428,14 @@ def _after_blocks_pending(participant: Participant) -> bool:
     return any(b.key not in done for b in study_material(participant.study).after_blocks)
 
 
-def _complete(participant: Participant, now: datetime) -> None:
-    """Mark the (locked) participant finished and its slot used up; the caller saves."""
+def _mark_finished(participant: Participant, now: datetime) -> None:
     participant.status = Participant.Status.COMPLETED
     participant.completed_at = now
+
+
+def _complete(participant: Participant, now: datetime) -> None:
+    """Mark the (locked) participant finished and its slot used up; the caller saves."""
+    _mark_finished(participant, now)
     Slot.objects.filter(pk=participant.slot_id).update(status=Slot.Status.COMPLETED)
 
 

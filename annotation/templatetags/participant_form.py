@@ -42,14 +42,8 @@ def _statements_key(questions: Sequence[dict]) -> tuple | None:
     """What the statements' markup depends on, when it holds no answer or error of anyone's."""
     if any(entry.get("error") or entry.get("value") for entry in questions):
         return None
-    return (
-        get_language(),
-        tuple(
-            (q.pk, q.key, q.text, q.required, tuple(entry.get("choices") or ()))
-            for entry in questions
-            for q in (entry["question"],)
-        ),
-    )
+    shown = [(entry["question"], tuple(entry.get("choices") or ())) for entry in questions]
+    return get_language(), tuple((q.pk, q.key, q.text, q.required, scale) for q, scale in shown)
 
 
 @register.simple_tag(takes_context=True)
