@@ -68,7 +68,16 @@ class Participant(models.Model):
         RETURNED = "returned"
         TIMED_OUT = "timed_out"
         DECLINED = "declined"
+        # Ended early by the study's quality screen (failed attention checks).
+        SCREENED_OUT = "screened_out"
+        # Left of their own accord; their answers are kept out of analysis and exports.
+        WITHDRAWN = "withdrawn"
+
+    class Exclusion(models.TextChoices):
+        # No researcher decision yet: ``excluded`` follows the quality flags.
+        UNDECIDED = "", "undecided"
         EXCLUDED = "excluded"
+        KEPT = "kept"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
     # Keyed hash of the recruitment platform's id, salted per study: never the raw id.
@@ -88,6 +97,25 @@ class Participant(models.Model):
     instructions_read_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(auto_now=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # Quality screening: what the rules found ([{"rule": ..., "reason": ...}]) and when.
+    flags = models.JSONField(default=list, blank=True)
+    screened_at = models.DateTimeField(null=True, blank=True)
+    # The exclusion decision, beside the status (a completed participant stays completed):
+    # ``excluded`` is the effective outcome, the flags' verdict unless a researcher decided.
+    excluded = models.BooleanField(default=False)
+    exclusion_decision = models.CharField(
+        max_length=16, choices=Exclusion.choices, default=Exclusion.UNDECIDED, blank=True
+    )
+    exclusion_reason = models.TextField(blank=True)
+    exclusion_decided_at = models.DateTimeField(null=True, blank=True)
+    # Keyed hash of the user agent and the /24 (IPv4) or /48 (IPv6) network: duplicate check.
+    device_key = models.CharField(max_length=64, blank=True)
+    device_class = models.CharField(max_length=16, blank=True)
+    # The recruitment platform's id, encrypted at rest (annotation.recruitment_ids); erased
+    # after the study's retention period.
+    recruitment_id_encrypted = models.TextField(blank=True)
+    recruitment_id_erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from annotation.material import in_showing_order, slot_items, study_material
 from annotation.models import BlockAnswer, Participant, Rating, Slot, SlotItem, Trial
 from annotation.pseudonyms import pseudonym_for
-from studies.domain import LONG_FORMAT_BASE, LONG_FORMAT_TAIL
+from studies.domain import INCLUSION_RULES, LONG_FORMAT_BASE, LONG_FORMAT_TAIL
 from studies.models import Query, Question, QuestionnaireBlock, Study
 
 
@@ -31,7 +31,11 @@ def participant_page(participant: Participant) -> tuple[str, QuestionnaireBlock 
     status = participant.status
     if status == Participant.Status.COMPLETED:
         return "done", None
-    if status in (Participant.Status.TIMED_OUT, Participant.Status.EXCLUDED):
+    if status in (
+        Participant.Status.TIMED_OUT,
+        Participant.Status.SCREENED_OUT,
+        Participant.Status.WITHDRAWN,
+    ):
         return "ended", None
     # "returned" is how a declined consent was stored before the declined state existed.
     if status in (Participant.Status.DECLINED, Participant.Status.RETURNED):
@@ -150,7 +154,8 @@ def may_resume_elsewhere(participant: Participant, session_id: str) -> bool:
     started = participant.slot_id is not None or participant.status in (
         Participant.Status.COMPLETED,
         Participant.Status.TIMED_OUT,
-        Participant.Status.EXCLUDED,
+        Participant.Status.SCREENED_OUT,
+        Participant.Status.WITHDRAWN,
     )
     if not started:
         return True
@@ -208,8 +213,25 @@ def long_format_columns(study: Study) -> list[str]:
     return [*LONG_FORMAT_BASE, *extra, *LONG_FORMAT_TAIL]
 
 
-def ratings_long_format(study: Study, statuses: tuple[str, ...] | None = None):
-    """Every rating of the study, one dict per participant × item × question (a generator).
+def counted_participants(study: Study, inclusion: str = "all"):
+    """The study's participants an inclusion rule (studies.domain.INCLUSION_RULES) counts;
+    withdrawn participants never count."""
+    participants = Participant.objects.filter(study=study).exclude(
+        status=Participant.Status.WITHDRAWN
+    )
+    if inclusion == "all":
+        return participants
+    if inclusion not in INCLUSION_RULES:
+        raise ValueError(f"inclusion must be one of {', '.join(INCLUSION_RULES)}")
+    participants = participants.filter(status=Participant.Status.COMPLETED)
+    if inclusion == "included":
+        participants = participants.filter(excluded=False)
+    return participants
+
+
+def ratings_long_format(study: Study, inclusion: str = "all"):
+    """Every rating of the study's counted participants (``counted_participants``), one dict
+    per participant × item × question (a generator).
 
     ``participant_id`` is the first 16 hex digits of the keyed pseudonym: stable, and never
     the recruitment platform's id. Attention checks come as kind="attention" rows.
@@ -217,12 +239,10 @@ def ratings_long_format(study: Study, statuses: tuple[str, ...] | None = None):
     columns = long_format_columns(study)
     factor_columns = columns[len(LONG_FORMAT_BASE) : -len(LONG_FORMAT_TAIL)]
     ratings = (
-        Rating.objects.filter(participant__study=study)
+        Rating.objects.filter(participant__in=counted_participants(study, inclusion))
         .select_related("participant", "question", "trial__slot_item", "trial__query")
         .order_by("participant_id", "trial__position", "question__order")
     )
-    if statuses is not None:
-        ratings = ratings.filter(participant__status__in=statuses)
     for rating in ratings.iterator(chunk_size=5000):
         trial, participant, question = rating.trial, rating.participant, rating.question
         item = trial.slot_item
@@ -230,6 +250,7 @@ def ratings_long_format(study: Study, statuses: tuple[str, ...] | None = None):
         row = {
             "participant_id": participant.pseudonym[:16],
             "participant_status": participant.status,
+            "excluded": participant.excluded,
             "is_pilot": participant.is_pilot,
             "query_id": query.query_id if query else "",
             "category": query.category if query else "",
@@ -254,6 +275,7 @@ def ratings_long_format(study: Study, statuses: tuple[str, ...] | None = None):
 BLOCK_ANSWER_COLUMNS: tuple[str, ...] = (
     "participant_id",
     "participant_status",
+    "excluded",
     "is_pilot",
     "block",
     "question",
@@ -278,9 +300,7 @@ def block_answer_value(question: Question, answer: BlockAnswer | None) -> str:
     return answer.value_text
 
 
-def block_answers_rows(
-    study: Study, statuses: tuple[str, ...] | None = None
-) -> Iterator[dict[str, object]]:
+def block_answers_rows(study: Study, inclusion: str = "all") -> Iterator[dict[str, object]]:
     """Every submitted block's answers, one dict per participant × block question (a generator).
 
     Participants get rows only for the blocks they submitted; an optional question they left
@@ -295,13 +315,11 @@ def block_answers_rows(
         for block in blocks
     }
     participants = (
-        Participant.objects.filter(study=study)
+        counted_participants(study, inclusion)
         .exclude(completed_blocks=[])
         .prefetch_related("block_answers")
         .order_by("pk")
     )
-    if statuses is not None:
-        participants = participants.filter(status__in=statuses)
     for participant in participants.iterator(chunk_size=500):
         answers = {a.question_id: a for a in participant.block_answers.all()}
         submitted = set(participant.completed_blocks or [])
@@ -313,6 +331,7 @@ def block_answers_rows(
                 yield {
                     "participant_id": participant.pseudonym[:16],
                     "participant_status": participant.status,
+                    "excluded": participant.excluded,
                     "is_pilot": participant.is_pilot,
                     "block": block.key,
                     "question": question.key,

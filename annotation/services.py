@@ -501,30 +501,37 @@ def release_expired_slots(*, now: datetime | None = None) -> int:
 
 @transaction.atomic
 def exclude_participant(*, participant: Participant, reason: str, actor=None) -> Participant:
-    """Exclude a participant from the data: status excluded, their slot freed for someone
-    else (the cell keeps its target), and an audit row with the reason."""
+    """Record a researcher's decision to exclude a participant from the data, beside their
+    status (a completed participant stays completed), with an audit row and the reason."""
     from studies.services import record_audit  # studies.services imports this module
 
     reason = (reason or "").strip()
     if not reason:
         raise ValueError("give a reason for the exclusion")
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
-    if participant.status == Participant.Status.EXCLUDED:
+    if participant.exclusion_decision == Participant.Exclusion.EXCLUDED:
         return participant
-    previous, slot_id = participant.status, participant.slot_id
-    if slot_id is not None:
-        # A completed slot is freed too: the excluded answers no longer fill the cell.
-        Slot.objects.filter(pk=slot_id).update(status=Slot.Status.FREE, claimed_at=None)
-    participant.slot = None
-    participant.status = Participant.Status.EXCLUDED
-    participant.save(update_fields=["status", "slot", "last_seen_at"])
+    previous = participant.exclusion_decision or "undecided"
+    participant.exclusion_decision = Participant.Exclusion.EXCLUDED
+    participant.excluded = True
+    participant.exclusion_reason = reason
+    participant.exclusion_decided_at = timezone.now()
+    participant.save(
+        update_fields=[
+            "exclusion_decision",
+            "excluded",
+            "exclusion_reason",
+            "exclusion_decided_at",
+            "last_seen_at",
+        ]
+    )
     record_audit(
         study=participant.study,
         action="participant_excluded",
         actor=actor,
         participant=participant.pseudonym,
+        status=participant.status,
         old=previous,
-        slot=slot_id,
         reason=reason,
     )
     return participant

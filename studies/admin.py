@@ -171,8 +171,17 @@ class StudyAdmin(admin.ModelAdmin):
         return access.studies_for(request.user)
 
     def get_readonly_fields(self, request, obj=None):
-        # The lifecycle (status, slots, pilot) changes through studies.lifecycle only.
-        fixed = ("status", "launched_at", "pilot_slots", "duplicated_from")
+        # The lifecycle (status, slots, pilot) changes through studies.lifecycle only; quality
+        # rules and retention through the spec, where they are validated.
+        fixed = (
+            "status",
+            "launched_at",
+            "closed_at",
+            "pilot_slots",
+            "duplicated_from",
+            "quality",
+            "retention_days",
+        )
         if obj is not None and not design_is_open(obj):
             return (*fixed, *DESIGN_FIELDS)
         return fixed

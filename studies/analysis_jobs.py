@@ -15,6 +15,7 @@ from django.utils import timezone
 from annotation import selectors as annotation_selectors
 from config.dispatch import QueueUnavailable, send_on_commit
 from studies import selectors
+from studies.domain import DEFAULT_INCLUSION
 from studies.exports import INCLUSION_CHOICES
 from studies.models import AnalysisResult, Study
 
@@ -49,14 +50,14 @@ def report_options(study: Study, inclusion: str):
         constructs={k: v for k, v in constructs.items() if len(v) > 1},
         reverse_coded=[q.key for q in questions if q.reverse_coded],
         points=max(q.scale.points for q in questions),
-        inclusion=INCLUSION_CHOICES[inclusion],
+        inclusion=inclusion,
         seed=study.seed,
     )
 
 
 @transaction.atomic
 def request_analysis(
-    *, study: Study, inclusion: str = "completed", actor: AbstractBaseUser | None = None
+    *, study: Study, inclusion: str = DEFAULT_INCLUSION, actor: AbstractBaseUser | None = None
 ) -> AnalysisResult:
     """Queue a computation, unless one for the same study and inclusion is already open.
 
@@ -186,7 +187,7 @@ def refresh_live_studies(now=None) -> int:
     queued = 0
     for study in Study.objects.filter(status=Study.Status.LIVE):
         latest = (
-            AnalysisResult.objects.filter(study=study, inclusion="completed")
+            AnalysisResult.objects.filter(study=study, inclusion=DEFAULT_INCLUSION)
             .order_by("-requested_at")
             .first()
         )

@@ -2,7 +2,7 @@
 
 Every participant is in exactly one state, so the funnel adds up:
 ``joined = not yet consented + in progress + completed + returned + timed out + declined
-+ excluded`` and ``consented = joined − declined − not yet consented``.
++ screened out + withdrawn`` and ``consented = joined − declined − not yet consented``.
 """
 
 from __future__ import annotations
@@ -45,10 +45,11 @@ FUNNEL_STATES: tuple[tuple[str, str, str], ...] = (
     ),
     ("declined", "Declined", "did not agree to the consent form (status declined)"),
     (
-        "excluded",
-        "Excluded",
-        "removed by a researcher's exclusion decision; their slot went back (status excluded)",
+        "screened_out",
+        "Screened out",
+        "ended early by the study's quality screen (status screened_out)",
     ),
+    ("withdrawn", "Withdrawn", "withdrew from the study of their own accord (status withdrawn)"),
 )
 DERIVED_DEFINITIONS: dict[str, str] = {
     "joined": "every participant record: people who opened the recruitment link "

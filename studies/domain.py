@@ -52,6 +52,7 @@ SCENARIO_COLUMNS: tuple[str, ...] = tuple(scenario_column(m) for m in MOTIVATION
 LONG_FORMAT_BASE: tuple[str, ...] = (
     "participant_id",
     "participant_status",
+    "excluded",
     "is_pilot",
     "query_id",
     "category",
@@ -86,6 +87,8 @@ LONG_FORMAT_REQUIRED: tuple[str, ...] = (
 LONG_FORMAT_DESCRIPTIONS: dict[str, str] = {
     "participant_id": "pseudonymous participant id (first 16 hex digits of the keyed pseudonym)",
     "participant_status": "the participant's status (completed, returned, timed_out, ...)",
+    "excluded": "True when the participant is excluded from analysis (quality flags or a "
+    "researcher's decision); the status beside it is unchanged",
     "is_pilot": "True when the participant took part in the study's pilot launch",
     "query_id": "the query's id from the stimuli file",
     "category": "the query's safety category",
@@ -126,5 +129,16 @@ PARTICIPANT_FINISHED_STATUSES: tuple[str, ...] = (
     "declined",
     "returned",
     "timed_out",
-    "excluded",
+    "screened_out",
+    "withdrawn",
 )
+
+# --- inclusion rules: which participants an analysis or an export counts -------------------
+
+# Withdrawn participants are never counted, whatever the rule.
+INCLUSION_RULES: dict[str, str] = {
+    "included": "completed participants who are not excluded",
+    "completed": "completed participants, excluded ones too",
+    "all": "every participant who left a rating, whatever their status",
+}
+DEFAULT_INCLUSION = "included"

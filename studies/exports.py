@@ -8,12 +8,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
 from annotation import selectors as annotation_selectors
+from studies.domain import DEFAULT_INCLUSION, INCLUSION_RULES
 from studies.models import Study
 
-INCLUSION_CHOICES: dict[str, tuple[str, ...] | None] = {
-    "completed": ("completed",),
-    "all": None,
-}
+# Which participants an export or analysis counts, by rule name (first: the default).
+INCLUSION_CHOICES: dict[str, str] = INCLUSION_RULES
 
 
 def _write(handle: TextIO, columns: Sequence[str], rows: Iterable[dict]) -> int:
@@ -40,35 +39,35 @@ def _stream(columns: Sequence[str], rows: Iterable[dict]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def write_ratings_csv(study: Study, handle: TextIO, *, include: str = "all") -> int:
+def write_ratings_csv(study: Study, handle: TextIO, *, include: str = DEFAULT_INCLUSION) -> int:
     """Write every rating as one long-format row; returns the number of rows written."""
     return _write(
         handle,
         annotation_selectors.long_format_columns(study),
-        annotation_selectors.ratings_long_format(study, INCLUSION_CHOICES[include]),
+        annotation_selectors.ratings_long_format(study, include),
     )
 
 
-def stream_ratings_csv(study: Study, *, include: str = "all") -> Iterator[str]:
+def stream_ratings_csv(study: Study, *, include: str = DEFAULT_INCLUSION) -> Iterator[str]:
     """The ratings CSV in pieces, for a streamed download."""
     return _stream(
         annotation_selectors.long_format_columns(study),
-        annotation_selectors.ratings_long_format(study, INCLUSION_CHOICES[include]),
+        annotation_selectors.ratings_long_format(study, include),
     )
 
 
-def write_block_answers_csv(study: Study, handle: TextIO, *, include: str = "all") -> int:
+def write_block_answers_csv(study: Study, handle: TextIO, *, include: str = DEFAULT_INCLUSION) -> int:
     """Write every questionnaire-block answer (participant × block question); returns the rows."""
     return _write(
         handle,
         annotation_selectors.BLOCK_ANSWER_COLUMNS,
-        annotation_selectors.block_answers_rows(study, INCLUSION_CHOICES[include]),
+        annotation_selectors.block_answers_rows(study, include),
     )
 
 
-def stream_block_answers_csv(study: Study, *, include: str = "all") -> Iterator[str]:
+def stream_block_answers_csv(study: Study, *, include: str = DEFAULT_INCLUSION) -> Iterator[str]:
     """The block-answers CSV in pieces, for a streamed download."""
     return _stream(
         annotation_selectors.BLOCK_ANSWER_COLUMNS,
-        annotation_selectors.block_answers_rows(study, INCLUSION_CHOICES[include]),
+        annotation_selectors.block_answers_rows(study, include),
     )

@@ -53,6 +53,11 @@ class Study(models.Model):
     duplicated_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
     )
+    # The spec's quality-screening rules, as validated by studies.spec (empty: none).
+    quality = models.JSONField(default=dict, blank=True)
+    # Raw recruitment ids are erased this many days after the study closes.
+    retention_days = models.PositiveIntegerField(default=90)
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "studies"
@@ -420,8 +425,9 @@ class AnalysisResult(models.Model):
         FAILED = "failed"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="analysis_results")
-    # Which participants count: "completed" (default) or "all".
-    inclusion = models.CharField(max_length=16, default="completed")
+    # Which participants count: "included" (completed, not excluded; default), "completed"
+    # or "all" (studies.domain.INCLUSION_RULES).
+    inclusion = models.CharField(max_length=16, default="included")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     report = models.JSONField(default=dict, blank=True)
     inputs_hash = models.CharField(max_length=64, blank=True)
@@ -444,3 +450,77 @@ class AnalysisResult(models.Model):
 
     def __str__(self) -> str:
         return f"analysis {self.pk} of {self.study.slug} ({self.inclusion}, {self.status})"
+
+
+class ExportJob(models.Model):
+    """One export of a study's data (tables or a replication package), built on a worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        EXPIRED = "expired"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="export_jobs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # Which tables (ratings, participants, stimuli, trials, block_answers), in which format.
+    tables = models.JSONField(default=list)
+    format = models.CharField(max_length=16, default="csv")
+    # Which participants count: completed, included (completed and not excluded) or all.
+    inclusion = models.CharField(max_length=16, default="included")
+    include_recruitment_ids = models.BooleanField(default=False)
+    package = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    rows_total = models.PositiveBigIntegerField(default=0)
+    rows_done = models.PositiveBigIntegerField(default=0)
+    # Relative to settings.EXPORT_ROOT.
+    file_path = models.CharField(max_length=500, blank=True)
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["study", "status"], name="export_job_study_idx")]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} of {self.study.slug} ({self.status})"
+
+
+class PowerAnalysis(models.Model):
+    """One simulation-based power analysis of a study's planned design."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="power_analyses")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # Effect sizes, variance components, participant counts, simulations, alpha, seed.
+    params = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "power analyses"
+
+    def __str__(self) -> str:
+        return f"power analysis {self.pk} of {self.study.slug} ({self.status})"

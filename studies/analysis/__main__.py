@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from studies.analysis.frame import AnalysisInputError, read_long_format
 from studies.analysis.report import ReportOptions, build_report
 from studies.analysis.text import format_report
+from studies.domain import INCLUSION_RULES
 
 
 def _split(text: str) -> list[str]:
@@ -66,8 +67,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--include",
-        default="completed",
-        help="participant statuses to keep, comma-separated, or 'all' (default: completed)",
+        default="included",
+        help="inclusion rule: included (completed, not excluded), completed or all; or "
+        "participant statuses to keep, comma-separated (default: included)",
     )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -88,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise AnalysisInputError("--bootstrap must be 0 or more")
         frame = read_long_format(args.path, _column_map(args.map), keep_attention=True)
         include = _split(args.include)
+        inclusion = include[0] if len(include) == 1 and include[0] in INCLUSION_RULES else None
         measures = _split(args.measures) if args.measures else None
         questions = set(frame.loc[frame["kind"] == "stimulus", "question"])
         unknown = [m for m in measures or [] if m not in questions]
@@ -102,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             baseline_level=args.baseline,
             measures=measures,
             composites=dict(_composite(c) for c in args.composite) or None,
-            inclusion=None if include == ["all"] else tuple(include),
+            inclusion=inclusion or tuple(include),
             bootstrap_reps=args.bootstrap,
             seed=args.seed,
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from studies.domain import LONG_FORMAT_COLUMNS, LONG_FORMAT_REQUIRED
+from studies.domain import INCLUSION_RULES, LONG_FORMAT_COLUMNS, LONG_FORMAT_REQUIRED
 
 REQUIRED_COLUMNS: tuple[str, ...] = LONG_FORMAT_REQUIRED
 # The export's other fixed columns, and the seed design's alignment factor.
@@ -169,23 +169,49 @@ def read_long_format(
     return df if keep_attention else split_kinds(df)[0]
 
 
-def apply_inclusion(
-    df: pd.DataFrame, statuses: Iterable[str] | None = ("completed",)
-) -> pd.DataFrame:
-    """Rows of participants whose status is in ``statuses``; all if None or no such column."""
-    if statuses is None or "participant_status" not in df.columns:
-        return df
-    kept = df[df["participant_status"].isin([str(s) for s in statuses])]
-    return kept.reset_index(drop=True)
+def _is_true(series: pd.Series) -> pd.Series:
+    """A boolean column read from a file ("True"/"False", "1"/"0") or from the database."""
+    if series.dtype == bool:
+        return series
+    return series.astype(str).str.strip().str.lower().isin(("true", "1", "yes"))
 
 
-def inclusion_rule(df: pd.DataFrame, statuses: Iterable[str] | None = ("completed",)) -> str:
+def apply_inclusion(df: pd.DataFrame, rule: str | Iterable[str] | None = "included") -> pd.DataFrame:
+    """Rows of the participants an inclusion rule counts (studies.domain.INCLUSION_RULES).
+
+    "included": completed and not excluded; "completed": completed; "all" or None: every row.
+    A list of statuses keeps those statuses (the command line's older form). Data without a
+    participant_status column are kept whole; without an excluded column none count as
+    excluded. Withdrawn participants never count.
+    """
+    if "participant_status" in df.columns:
+        df = df[df["participant_status"] != "withdrawn"]
+    if rule is None or rule == "all" or "participant_status" not in df.columns:
+        return df.reset_index(drop=True)
+    if isinstance(rule, str):
+        if rule not in INCLUSION_RULES:
+            raise AnalysisInputError(
+                f"unknown inclusion rule {rule!r}: use one of {', '.join(INCLUSION_RULES)}"
+            )
+        keep = df["participant_status"] == "completed"
+        if rule == "included" and "excluded" in df.columns:
+            keep &= ~_is_true(df["excluded"])
+    else:
+        keep = df["participant_status"].isin([str(s) for s in rule])
+    return df[keep].reset_index(drop=True)
+
+
+def inclusion_rule(df: pd.DataFrame, rule: str | Iterable[str] | None = "included") -> str:
     """apply_inclusion's rule in words, for meta.inclusion."""
-    if statuses is None:
+    if rule is None or rule == "all":
         return "all participants (no inclusion rule applied)"
     if "participant_status" not in df.columns:
         return "all participants (the data have no participant_status column)"
-    return f"participants with participant_status in {', '.join(map(str, statuses))}"
+    if isinstance(rule, str):
+        if rule == "included" and "excluded" not in df.columns:
+            return "completed participants (the data have no excluded column)"
+        return INCLUSION_RULES[rule]
+    return f"participants with participant_status in {', '.join(map(str, rule))}"
 
 
 def stimulus_key(df: pd.DataFrame) -> list[str]:

@@ -46,7 +46,8 @@ class ReportOptions:
     constructs: dict[str, list[str]] | None = None
     reverse_coded: list[str] | tuple[str, ...] = field(default_factory=tuple)
     points: int = 7
-    inclusion: tuple[str, ...] | None = ("completed",)
+    # An inclusion rule's name (studies.domain.INCLUSION_RULES), or a list of statuses.
+    inclusion: str | tuple[str, ...] | None = "included"
     bootstrap_reps: int = 1000
     seed: int = 0
 

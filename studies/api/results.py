@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from studies import analysis_jobs, dashboard
 from studies.access import Action
 from studies.api.common import IsResearcher, errors, study_for
+from studies.domain import DEFAULT_INCLUSION
 from studies.exports import INCLUSION_CHOICES
 from studies.models import AnalysisResult
 
@@ -60,19 +61,19 @@ class AnalysisSerializer(serializers.Serializer):
 
 
 class RecomputeSerializer(serializers.Serializer):
-    inclusion = serializers.ChoiceField(sorted(INCLUSION_CHOICES), default="completed")
+    inclusion = serializers.ChoiceField(sorted(INCLUSION_CHOICES), default=DEFAULT_INCLUSION)
 
 
 INCLUSION = OpenApiParameter(
     "inclusion",
     str,
     enum=sorted(INCLUSION_CHOICES),
-    description="Which participants count (default: completed).",
+    description="Which participants count (default: included = completed and not excluded).",
 )
 
 
 def _inclusion(value: str | None) -> str:
-    value = value or "completed"
+    value = value or DEFAULT_INCLUSION
     if value not in INCLUSION_CHOICES:
         raise ValidationError(
             {"inclusion": [f"must be one of {', '.join(sorted(INCLUSION_CHOICES))}"]}

@@ -32,6 +32,11 @@ BLOCK_ANSWER_DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "pseudonymous participant id, the same as participant_id in the ratings export",
     ),
     "participant_status": ("category", "the participant's status at export time"),
+    "excluded": (
+        "boolean",
+        "True when the participant is excluded from analysis (quality flags or a researcher's "
+        "decision)",
+    ),
     "is_pilot": ("boolean", "True when the participant took part in the pilot launch"),
     "block": ("category", "the questionnaire block's key"),
     "question": ("category", "the block question's key"),
@@ -80,6 +85,7 @@ def _ratings_columns(study: Study, item_questions, checks) -> list[dict[str, Any
     known: dict[str, tuple[str, list[Any] | str]] = {
         "participant_id": ("string", "16 hexadecimal digits"),
         "participant_status": ("category", list(Participant.Status.values)),
+        "excluded": ("boolean", ["True", "False"]),
         "is_pilot": ("boolean", ["True", "False"]),
         "query_id": ("string", "a query id of the study's stimuli"),
         "category": ("category", categories),

@@ -13,13 +13,14 @@ from django.views.decorators.http import require_POST
 from studies import analysis_jobs
 from studies.access import Action
 from studies.datasets.codebook import build_codebook, codebook_json, codebook_markdown
+from studies.domain import DEFAULT_INCLUSION
 from studies.exports import INCLUSION_CHOICES, stream_block_answers_csv, stream_ratings_csv
 from studies.views.common import study_for_request
 
 
 def _inclusion(value: str | None) -> str:
     if value in (None, ""):
-        return "completed"
+        return DEFAULT_INCLUSION
     if value not in INCLUSION_CHOICES:
         raise Http404("Unknown inclusion rule.")
     return value

@@ -100,7 +100,7 @@ def test_a_study_created_in_the_admin_belongs_to_its_creator(setup):
     assert study.memberships.get().user == root
 
 
-def test_exclude_action_frees_the_slot_and_writes_an_audit_row(setup):
+def test_exclude_action_records_the_decision_beside_the_status_with_an_audit_row(setup):
     live, _ada, _bob, root = setup
     participant = join_study(study=live, external_id="p1", recruitment={})
     slot = give_consent(participant=participant)
@@ -116,8 +116,10 @@ def test_exclude_action_frees_the_slot_and_writes_an_audit_row(setup):
     assert response.status_code == 302
     participant.refresh_from_db()
     slot.refresh_from_db()
-    assert participant.status == "excluded" and participant.slot is None
-    assert slot.status == Slot.Status.FREE
+    # Exclusion is a decision beside the status: the participant keeps their status and slot.
+    assert participant.status == "active" and participant.slot == slot
+    assert participant.excluded and participant.exclusion_decision == "excluded"
+    assert slot.status == Slot.Status.CLAIMED
     event = AuditEvent.objects.get(action="participant_excluded")
     assert event.detail["reason"] == "failed both attention checks" and event.actor == root
     # The status itself is not a field of the change form.
@@ -133,9 +135,9 @@ def test_exclude_participant_needs_a_reason_and_is_idempotent(setup):
         exclude_participant(participant=participant, reason=" ", actor=ada)
     exclude_participant(participant=participant, reason="bot", actor=ada)
     exclude_participant(participant=participant, reason="bot", actor=ada)
-    assert Participant.objects.get(pk=participant.pk).status == "excluded"
+    stored = Participant.objects.get(pk=participant.pk)
+    assert stored.excluded and stored.exclusion_reason == "bot" and stored.status == "active"
     assert AuditEvent.objects.filter(action="participant_excluded").count() == 1
-    assert Slot.objects.filter(study=live, status="claimed").count() == 0
 
 
 def test_model_changes_in_the_admin_go_through_the_registry(setup, settings):

@@ -97,7 +97,7 @@ def test_stored_analysis_recovers_the_true_effects(make_study):
     simulate_participants(study, 480, seed=11, threads=4)
     assert Participant.objects.filter(study=study, status="completed").count() == 480
 
-    queued = AnalysisResult.objects.create(study=study, inclusion="completed")
+    queued = AnalysisResult.objects.create(study=study, inclusion="included")
     result = analysis_jobs.compute(queued.pk)  # what the Celery task runs
     assert result.status == AnalysisResult.Status.DONE, result.error
     report = result.report

@@ -34,7 +34,7 @@ def analysed_study(django_db_setup, django_db_blocker, seed_spec):
         owner = get_user_model().objects.create_user("owner", password="x")
         StudyMembership.objects.create(study=study, user=owner, role="owner")
         # What the Celery task runs, on a row as request_analysis creates it.
-        queued = AnalysisResult.objects.create(study=study, inclusion="completed")
+        queued = AnalysisResult.objects.create(study=study, inclusion="included")
         analysis_jobs.compute(queued.pk)
         yield study, owner
         annotation_services.delete_study_records(study=study)
@@ -66,7 +66,7 @@ def test_every_table_figure_and_the_report_download(analysed):
 
     study, client = analysed
     report = AnalysisResult.objects.get(study=study).report
-    base = f"/studies/{study.slug}/results/completed/"
+    base = f"/studies/{study.slug}/results/included/"
     for name, rows in report_tables(report).items():
         response = client.get(f"{base}table/{name}.csv")
         assert response.status_code == 200, name
@@ -103,7 +103,7 @@ def test_other_researchers_get_404(analysed):
     client = Client()
     client.force_login(stranger)
     assert client.get(f"/studies/{study.slug}/results/").status_code == 404
-    assert client.get(f"/studies/{study.slug}/results/completed/report.html").status_code == 404
+    assert client.get(f"/studies/{study.slug}/results/included/report.html").status_code == 404
 
 
 def test_export_ratings_command_writes_long_format(analysed, tmp_path):

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 
 def release(participant: Participant, status: str) -> None:
-    """Set a state no participant page leads to here (returned, excluded), freeing the slot."""
+    """Set a state no participant page leads to here (returned, screened out), freeing the slot."""
     Slot.objects.filter(pk=participant.slot_id).update(status="free", claimed_at=None)
     Participant.objects.filter(pk=participant.pk).update(status=status, slot=None)
 
@@ -45,7 +45,7 @@ def busy_study(make_study):
         consented_at=timezone.now() - timedelta(minutes=study.time_limit_minutes + 1)
     )
     annotation_services.expire_overdue_participants(study=study)
-    release(consent(study, "excluded"), "excluded")
+    release(consent(study, "screened"), "screened_out")
     return study
 
 
@@ -59,7 +59,8 @@ def test_funnel_numbers_add_up_and_say_what_they_count(busy_study):
         "returned": 1,
         "timed_out": 1,
         "declined": 1,
-        "excluded": 1,
+        "screened_out": 1,
+        "withdrawn": 0,
         "joined": 8,
         "consented": 6,
         "completion_rate": round(2 / 6, 3),

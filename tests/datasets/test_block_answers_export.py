@@ -16,6 +16,7 @@ pytestmark = pytest.mark.django_db
 COLUMNS = [
     "participant_id",
     "participant_status",
+    "excluded",
     "is_pilot",
     "block",
     "question",
@@ -94,7 +95,7 @@ def test_completed_only_and_ids_match_the_ratings_export(answered):
 def test_download_from_the_results_page(answered, researchers):
     slug = answered.slug
     page = researchers("viewer").get(f"/studies/{slug}/results/").content.decode()
-    assert f'href="/studies/{slug}/results/completed/block-answers.csv"' in page
+    assert f'href="/studies/{slug}/results/included/block-answers.csv"' in page
     assert f'href="/studies/{slug}/results/codebook.md"' in page
     assert f'href="/studies/{slug}/results/codebook.json"' in page
     response = researchers("viewer").get(f"/studies/{slug}/results/all/block-answers.csv")

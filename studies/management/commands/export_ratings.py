@@ -18,7 +18,8 @@ class Command(BaseCommand):
             "--include",
             default="all",
             choices=sorted(INCLUSION_CHOICES),
-            help="all participants (status is a column) or completed ones only",
+            help="which participants: all (status and excluded are columns; default), completed, "
+            "or included (completed and not excluded)",
         )
 
     def handle(self, *args, slug: str, out: str | None, include: str, **options) -> None:
