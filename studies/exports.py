@@ -56,7 +56,9 @@ def stream_ratings_csv(study: Study, *, include: str = DEFAULT_INCLUSION) -> Ite
     )
 
 
-def write_block_answers_csv(study: Study, handle: TextIO, *, include: str = DEFAULT_INCLUSION) -> int:
+def write_block_answers_csv(
+    study: Study, handle: TextIO, *, include: str = DEFAULT_INCLUSION
+) -> int:
     """Write every questionnaire-block answer (participant × block question); returns the rows."""
     return _write(
         handle,

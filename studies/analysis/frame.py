@@ -176,7 +176,9 @@ def _is_true(series: pd.Series) -> pd.Series:
     return series.astype(str).str.strip().str.lower().isin(("true", "1", "yes"))
 
 
-def apply_inclusion(df: pd.DataFrame, rule: str | Iterable[str] | None = "included") -> pd.DataFrame:
+def apply_inclusion(
+    df: pd.DataFrame, rule: str | Iterable[str] | None = "included"
+) -> pd.DataFrame:
     """Rows of the participants an inclusion rule counts (studies.domain.INCLUSION_RULES).
 
     "included": completed and not excluded; "completed": completed; "all" or None: every row.
