@@ -15,6 +15,7 @@ from studies.spec import (
     BlockSpec,
     CompletionSpec,
     FactorSpec,
+    QualitySpec,
     QuestionSpec,
     RecruitmentParams,
     RuleRowSpec,
@@ -70,6 +71,7 @@ def study_spec(study: Study) -> StudySpec:
             **{**DEFAULT_RECRUITMENT_PARAMS, **(study.recruitment_params or {})}
         ),
         anonymous_links=study.anonymous_links,
+        retention_days=study.retention_days,
         topic_choice=study.topic_choice,
         seed=study.seed,
         factors=tuple(FactorSpec.from_dict(f) for f in study.design.get("factors", [])),
@@ -110,6 +112,8 @@ def study_spec(study: Study) -> StudySpec:
             for b in blocks
         ),
         analysis=AnalysisSpec.from_dict(analysis) if analysis else default_analysis(),
+        # Studies stored before the quality section have {}: every rule off.
+        quality=QualitySpec.from_dict(study.quality),
     )
 
 

@@ -98,9 +98,11 @@ def import_study(
     study.completion_url = spec.completion.url
     study.recruitment_params = spec.recruitment_params.to_dict()
     study.anonymous_links = spec.anonymous_links
+    study.retention_days = spec.retention_days
     study.topic_choice = spec.topic_choice
     study.seed = spec.seed
     study.design = _design_json(spec)
+    study.quality = spec.quality.to_dict()
     study.save()
     if created and actor is not None:
         # Whoever creates a study owns it, whatever the entry point.

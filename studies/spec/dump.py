@@ -15,6 +15,8 @@ from studies.spec.loader import (
     COMPLETION_KEYS,
     COMPOSITE_KEYS,
     FACTOR_KEYS,
+    QUALITY_KEYS,
+    QUALITY_RULE_KEYS,
     QUESTION_KEYS,
     RECRUITMENT_KEYS,
     RULE_KEYS,
@@ -98,6 +100,14 @@ def _canonical_order(spec: dict) -> dict:
         if isinstance(analysis.get("composites"), list):
             analysis["composites"] = [_ordered(c, COMPOSITE_KEYS) for c in analysis["composites"]]
         out["analysis"] = analysis
+    if isinstance(out.get("quality"), dict):
+        quality = _ordered(out["quality"], QUALITY_KEYS)
+        out["quality"] = {
+            name: _ordered(rule, QUALITY_RULE_KEYS[name])
+            if isinstance(rule, dict) and name in QUALITY_RULE_KEYS
+            else rule
+            for name, rule in quality.items()
+        }
     for key, order in (("questions", QUESTION_KEYS), ("attention_checks", ATTENTION_KEYS)):
         if key in out:
             out[key] = [{**_ordered(q, order), "scale": scale(q["scale"])} for q in out[key]]

@@ -30,12 +30,18 @@ from studies.domain import (
 from studies.spec.model import (
     CHOICE_TYPES,
     DEFAULT_BASELINE_LEVEL,
+    DEFAULT_MAX_BLANK,
     DEFAULT_MAX_LENGTH,
+    DEFAULT_MIN_FAILED,
+    DEFAULT_MIN_FRACTION_OF_MEDIAN,
     DEFAULT_RECRUITMENT_PARAMS,
     DEFAULT_REFERENCE_LEVEL,
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_STRAIGHT_LINING_ITEMS,
     DEFAULT_TIME_LIMIT_MINUTES,
     FREE_TEXT,
     LIKERT,
+    MAX_RETENTION_DAYS,
     NUMBER,
     PLACEMENTS,
     QUESTION_TYPES,
@@ -57,6 +63,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "completion",
     "recruitment_params",
     "anonymous_links",
+    "retention_days",
     "topic_choice",
     "seed",
     "factors",
@@ -65,6 +72,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "attention_checks",
     "blocks",
     "analysis",
+    "quality",
     "stimuli",
 )
 COMPLETION_KEYS = ("code", "url")
@@ -76,6 +84,16 @@ SCALE_KEYS = ("points", "anchors")
 ATTENTION_KEYS = ("key", "text", "scale", "correct", "after_item")
 ANALYSIS_KEYS = ("reference_level", "baseline_level", "composites")
 COMPOSITE_KEYS = ("name", "items")
+# The quality section: its rules in order, and each rule's fields.
+QUALITY_RULE_KEYS: dict[str, tuple[str, ...]] = {
+    "attention_checks": ("enabled", "min_failed"),
+    "speeders": ("enabled", "min_seconds", "min_fraction_of_median"),
+    "straight_lining": ("enabled", "min_items"),
+    "duplicates": ("enabled",),
+    "blank_items": ("enabled", "max_blank"),
+    "screen_out": ("enabled", "code", "url"),
+}
+QUALITY_KEYS: tuple[str, ...] = tuple(QUALITY_RULE_KEYS)
 BLOCK_KEYS = ("key", "title", "intro", "placement", "questions")
 # A block question's fields: the common ones, then those of its type.
 BLOCK_QUESTION_KEYS = ("key", "type", "text", "required")
@@ -516,6 +534,14 @@ class _Checker:
         out["completion"] = self.completion(root)
         out["recruitment_params"] = self.recruitment_params(root)
         out["anonymous_links"] = self.boolean(root, "anonymous_links", "", default=False)
+        out["retention_days"] = self.integer(
+            root,
+            "retention_days",
+            "",
+            minimum=1,
+            maximum=MAX_RETENTION_DAYS,
+            default=DEFAULT_RETENTION_DAYS,
+        )
         out["topic_choice"] = self.boolean(root, "topic_choice", "", default=False)
         out["seed"] = self.integer(root, "seed", "", minimum=0, maximum=MAX_SEED, default=0)
         out["factors"] = self.factors(root)
@@ -527,6 +553,7 @@ class _Checker:
         )
         out["blocks"] = self.blocks(root, keys_seen)
         out["analysis"] = self.analysis(root, out["questions"])
+        out["quality"] = self.quality(root, out["attention_checks"], out["completion"])
         # Kept only when given, so a round trip adds nothing; null means "no stimuli file".
         if root.get("stimuli") is not None:
             out["stimuli"] = self.string(root, "stimuli", "")
@@ -565,6 +592,130 @@ class _Checker:
         )
         out["composites"] = self.composites(m, known)
         return out
+
+    def quality(self, root: dict, checks: list | Any, completion: dict | Any) -> dict | Any:
+        """Quality-screening rules: each a mapping with ``enabled`` and its threshold."""
+        value = root.get("quality")
+        if value is None:
+            value = {}
+        m = self.mapping(value, "quality", "a mapping of rules (attention_checks, speeders, ...)")
+        if m is _INVALID:
+            return _INVALID
+        self.known_keys(m, "quality", QUALITY_KEYS)
+        rules: dict[str, Any] = {}
+        for name, keys in QUALITY_RULE_KEYS.items():
+            path = f"quality.{name}"
+            raw = m.get(name)
+            rule = self.mapping({} if raw is None else raw, path, "a mapping (enabled: true, ...)")
+            if rule is _INVALID:
+                rules[name] = _INVALID
+                continue
+            self.known_keys(rule, path, keys)
+            rules[name] = self.quality_rule(name, rule, path)
+        self.quality_consistency(rules, checks, completion)
+        return rules
+
+    def quality_rule(self, name: str, rule: dict, path: str) -> dict:
+        out: dict[str, Any] = {"enabled": self.boolean(rule, "enabled", path, default=False)}
+        big = {"maximum": MAX_POSITIVE_INT}
+        if name == "attention_checks":
+            out["min_failed"] = self.integer(
+                rule, "min_failed", path, minimum=1, default=DEFAULT_MIN_FAILED, **big
+            )
+        elif name == "speeders":
+            out["min_seconds"] = self.integer(
+                rule, "min_seconds", path, minimum=0, default=0, **big
+            )
+            out["min_fraction_of_median"] = self.fraction(
+                rule, "min_fraction_of_median", path, default=DEFAULT_MIN_FRACTION_OF_MEDIAN
+            )
+            if (
+                out["enabled"] is True
+                and out["min_seconds"] == 0
+                and out["min_fraction_of_median"] == 0
+            ):
+                self.add(
+                    path,
+                    "an enabled speeders rule needs min_seconds or min_fraction_of_median "
+                    "above 0 (both are 0, so it could never flag anyone)",
+                )
+        elif name == "straight_lining":
+            out["min_items"] = self.integer(
+                rule, "min_items", path, minimum=2, default=DEFAULT_STRAIGHT_LINING_ITEMS, **big
+            )
+        elif name == "blank_items":
+            out["max_blank"] = self.integer(
+                rule, "max_blank", path, minimum=0, default=DEFAULT_MAX_BLANK, **big
+            )
+        elif name == "screen_out":
+            enabled = out["enabled"] is True
+            out["code"] = self.string(
+                rule,
+                "code",
+                path,
+                default=None if enabled else "",
+                allow_empty=not enabled,
+                max_len=MAX_CODE,
+            )
+            url = self.string(rule, "url", path, default="", allow_empty=True, max_len=MAX_URL)
+            if url not in ("", _INVALID) and not _is_http_url(url):
+                self.add(f"{path}.url", f"must be an http:// or https:// URL, found {url!r}")
+                url = _INVALID
+            out["url"] = url
+        return out
+
+    def fraction(self, m: dict, key: str, path: str, *, default: float) -> float | Any:
+        """A number from 0 up to (not including) 1, integer or decimal."""
+        value = m.get(key)
+        if value is None:
+            return default
+        p = f"{path}.{key}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            hint = "; remove the quotes" if isinstance(value, str) else ""
+            self.add(p, f"must be a number from 0 to below 1, found {_describe(value)}{hint}")
+            return _INVALID
+        if not (math.isfinite(value) and 0 <= value < 1):
+            self.add(p, f"must be a number from 0 to below 1 (like 0.3), found {value}")
+            return _INVALID
+        return value
+
+    def quality_consistency(self, rules: dict, checks: list | Any, completion: dict | Any) -> None:
+        """Rules that depend on each other or on the attention checks of the spec."""
+        attention, screen_out = rules.get("attention_checks"), rules.get("screen_out")
+        n_checks = None if checks is _INVALID else len(checks)
+        if attention not in (None, _INVALID) and attention["enabled"] is True:
+            if n_checks == 0:
+                self.add(
+                    "quality.attention_checks",
+                    "the attention-check rule is enabled but the study has no attention "
+                    "checks (attention_checks: ...)",
+                )
+            elif n_checks is not None and attention["min_failed"] not in (_INVALID,):
+                if attention["min_failed"] > n_checks:
+                    self.add(
+                        "quality.attention_checks.min_failed",
+                        f"must be at most the number of attention checks ({n_checks}), "
+                        f"found {attention['min_failed']}",
+                    )
+        if screen_out in (None, _INVALID) or screen_out["enabled"] is not True:
+            return
+        if attention in (None, _INVALID) or attention["enabled"] is not True:
+            self.add(
+                "quality.screen_out",
+                "screen-out ends a participant at the attention-check threshold: enable "
+                "quality.attention_checks too (its min_failed is the threshold)",
+            )
+        code = screen_out["code"]
+        if (
+            completion not in (None, _INVALID)
+            and code not in ("", _INVALID)
+            and code == completion.get("code")
+        ):
+            self.add(
+                "quality.screen_out.code",
+                "must differ from the completion code, or a screened-out participant would "
+                "be paid as if they had completed",
+            )
 
     def composites(self, m: dict, question_keys: list[str]) -> list | Any:
         value = m.get("composites")

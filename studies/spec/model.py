@@ -21,6 +21,9 @@ PLACEMENTS: tuple[str, ...] = ("before", "after")
 DEFAULT_REFERENCE_LEVEL = "full_compliance"
 DEFAULT_BASELINE_LEVEL = "direct_refusal"
 DEFAULT_TIME_LIMIT_MINUTES = 60
+# Raw recruitment ids are erased this many days after the study closes (at most ten years).
+DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 3650
 DEFAULT_MAX_LENGTH = 1000
 DEFAULT_RECRUITMENT_PARAMS: dict[str, str] = {
     "participant": "PROLIFIC_PID",
@@ -277,6 +280,125 @@ class AnalysisSpec:
         )
 
 
+# Quality screening (the spec's ``quality:`` section): every rule is off unless enabled.
+DEFAULT_MIN_FAILED = 1
+DEFAULT_MIN_FRACTION_OF_MEDIAN = 0.3
+DEFAULT_STRAIGHT_LINING_ITEMS = 4
+DEFAULT_MAX_BLANK = 3
+
+
+@dataclass(frozen=True)
+class AttentionRuleSpec:
+    """Flag a participant who failed at least ``min_failed`` attention checks."""
+
+    enabled: bool = False
+    min_failed: int = DEFAULT_MIN_FAILED
+
+    def to_dict(self) -> dict:
+        return {"enabled": self.enabled, "min_failed": self.min_failed}
+
+
+@dataclass(frozen=True)
+class SpeederRuleSpec:
+    """Flag a total time (consent to completion) under ``min_seconds``, or under
+    ``min_fraction_of_median`` × the median of the study's completed participants; 0 turns
+    either part off."""
+
+    enabled: bool = False
+    min_seconds: int = 0
+    min_fraction_of_median: Number = DEFAULT_MIN_FRACTION_OF_MEDIAN
+
+    def to_dict(self) -> dict:
+        return {
+            "enabled": self.enabled,
+            "min_seconds": self.min_seconds,
+            "min_fraction_of_median": self.min_fraction_of_median,
+        }
+
+
+@dataclass(frozen=True)
+class StraightLiningRuleSpec:
+    """Flag the same answer to every question of ``min_items`` consecutive rated items."""
+
+    enabled: bool = False
+    min_items: int = DEFAULT_STRAIGHT_LINING_ITEMS
+
+    def to_dict(self) -> dict:
+        return {"enabled": self.enabled, "min_items": self.min_items}
+
+
+@dataclass(frozen=True)
+class DuplicateRuleSpec:
+    """Flag a participant whose device key or recruitment session id an earlier one had."""
+
+    enabled: bool = False
+
+    def to_dict(self) -> dict:
+        return {"enabled": self.enabled}
+
+
+@dataclass(frozen=True)
+class BlankItemsRuleSpec:
+    """Flag a participant who left more than ``max_blank`` questions unanswered."""
+
+    enabled: bool = False
+    max_blank: int = DEFAULT_MAX_BLANK
+
+    def to_dict(self) -> dict:
+        return {"enabled": self.enabled, "max_blank": self.max_blank}
+
+
+@dataclass(frozen=True)
+class ScreenOutSpec:
+    """End a participant at once when they reach the attention-check threshold, showing
+    ``code`` (and a link to ``url``) instead of the completion code."""
+
+    enabled: bool = False
+    code: str = ""
+    url: str = ""
+
+    def to_dict(self) -> dict:
+        return {"enabled": self.enabled, "code": self.code, "url": self.url}
+
+
+@dataclass(frozen=True)
+class QualitySpec:
+    """The quality-screening rules (studies.datasets.quality applies them)."""
+
+    attention_checks: AttentionRuleSpec = field(default_factory=AttentionRuleSpec)
+    speeders: SpeederRuleSpec = field(default_factory=SpeederRuleSpec)
+    straight_lining: StraightLiningRuleSpec = field(default_factory=StraightLiningRuleSpec)
+    duplicates: DuplicateRuleSpec = field(default_factory=DuplicateRuleSpec)
+    blank_items: BlankItemsRuleSpec = field(default_factory=BlankItemsRuleSpec)
+    screen_out: ScreenOutSpec = field(default_factory=ScreenOutSpec)
+
+    def to_dict(self) -> dict:
+        return {
+            "attention_checks": self.attention_checks.to_dict(),
+            "speeders": self.speeders.to_dict(),
+            "straight_lining": self.straight_lining.to_dict(),
+            "duplicates": self.duplicates.to_dict(),
+            "blank_items": self.blank_items.to_dict(),
+            "screen_out": self.screen_out.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None) -> QualitySpec:
+        d = d or {}
+        return cls(
+            attention_checks=AttentionRuleSpec(**(d.get("attention_checks") or {})),
+            speeders=SpeederRuleSpec(**(d.get("speeders") or {})),
+            straight_lining=StraightLiningRuleSpec(**(d.get("straight_lining") or {})),
+            duplicates=DuplicateRuleSpec(**(d.get("duplicates") or {})),
+            blank_items=BlankItemsRuleSpec(**(d.get("blank_items") or {})),
+            screen_out=ScreenOutSpec(**(d.get("screen_out") or {})),
+        )
+
+    @property
+    def any_enabled(self) -> bool:
+        return any(rule["enabled"] for rule in self.to_dict().values())
+
+
 @dataclass(frozen=True)
 class StudySpec:
     """A whole, validated study design. Build one with load_spec / load_spec_data."""
@@ -295,12 +417,14 @@ class StudySpec:
     recruitment_params: RecruitmentParams = field(default_factory=RecruitmentParams)
     # True: the study's link may be opened without a participant id, on purpose (a classroom).
     anonymous_links: bool = False
+    retention_days: int = DEFAULT_RETENTION_DAYS
     topic_choice: bool = False
     seed: int = 0
     response_rule: tuple[RuleRowSpec, ...] = ()
     attention_checks: tuple[AttentionCheckSpec, ...] = ()
     blocks: tuple[BlockSpec, ...] = ()
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    quality: QualitySpec = field(default_factory=QualitySpec)
     stimuli: str | None = None  # path of the stimuli file, relative to the spec file
 
     def to_dict(self) -> dict:
@@ -317,6 +441,7 @@ class StudySpec:
             "completion": self.completion.to_dict(),
             "recruitment_params": self.recruitment_params.to_dict(),
             "anonymous_links": self.anonymous_links,
+            "retention_days": self.retention_days,
             "topic_choice": self.topic_choice,
             "seed": self.seed,
             "factors": [f.to_dict() for f in self.factors],
@@ -325,6 +450,7 @@ class StudySpec:
             "attention_checks": [a.to_dict() for a in self.attention_checks],
             "blocks": [b.to_dict() for b in self.blocks],
             "analysis": self.analysis.to_dict(),
+            "quality": self.quality.to_dict(),
         }
         if self.stimuli is not None:  # kept only when given, so a round trip adds nothing
             out["stimuli"] = self.stimuli
@@ -348,6 +474,7 @@ class StudySpec:
                 **{**DEFAULT_RECRUITMENT_PARAMS, **(d.get("recruitment_params") or {})}
             ),
             anonymous_links=d.get("anonymous_links", False),
+            retention_days=d.get("retention_days", DEFAULT_RETENTION_DAYS),
             topic_choice=d.get("topic_choice", False),
             seed=d.get("seed", 0),
             factors=tuple(FactorSpec.from_dict(f) for f in d["factors"]),
@@ -358,6 +485,7 @@ class StudySpec:
             ),
             blocks=tuple(BlockSpec.from_dict(b) for b in d.get("blocks") or ()),
             analysis=AnalysisSpec.from_dict(d.get("analysis") or {}),
+            quality=QualitySpec.from_dict(d.get("quality")),
             stimuli=d.get("stimuli"),
         )
 
