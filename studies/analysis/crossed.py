@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import linalg, optimize, sparse
+from scipy import optimize, sparse
+from scipy.linalg import lapack
 
 
 @dataclass
@@ -52,9 +53,16 @@ def _indicator(codes: np.ndarray, levels: int) -> sparse.csr_array:
 
 
 class _Criterion:
-    """Pre-computed cross products and the REML deviance as a function of theta."""
+    """Pre-computed cross products and the REML deviance as a function of theta.
 
-    def __init__(self, y: np.ndarray, X: np.ndarray, factors: Mapping[str, np.ndarray]):
+    The cross products of the design (X and the factors) are computed once; ``set_response``
+    adds the few that involve y, so a power simulation refits new y on the same design
+    without redoing the O(n m^2) part.
+    """
+
+    def __init__(
+        self, y: np.ndarray | None, X: np.ndarray, factors: Mapping[str, np.ndarray]
+    ) -> None:
         self.n, self.p = X.shape
         if self.n <= self.p:
             raise CrossedFitError(f"{self.n} ratings cannot estimate {self.p} fixed effects")
@@ -65,70 +73,156 @@ class _Criterion:
         self.small = [name for name in names if name != self.big]
         self.names = [self.big, *self.small]
         W = np.hstack([_indicator(factors[k], levels[k]).toarray() for k in self.small] + [X])
+        self.W = W
         self.small_sizes = [levels[k] for k in self.small]
         self.q_small = sum(self.small_sizes)
         self.m = W.shape[1]
         self.WtW = W.T @ W
-        self.Wty = W.T @ y
-        self.yty = float(y @ y)
+        self.big_codes = factors[self.big]
+        self.big_levels = levels[self.big]
         Zb = _indicator(factors[self.big], levels[self.big])
         counts = np.asarray(Zb.sum(axis=0)).ravel()
-        G = np.asarray(Zb.T @ W)
-        zy = np.asarray(Zb.T @ y).ravel()
+        self.G = np.asarray(Zb.T @ W)
         # Absorbing the big block weights each level by 1 / (t^2 * count + 1), which depends
         # on the level only through its rating count. Summing the cross products per distinct
         # count once makes each evaluation independent of the number of participants.
         self.counts, group, self.group_sizes = np.unique(
             counts, return_inverse=True, return_counts=True
         )
+        self.group_rows = [group == g for g in range(len(self.counts))]
         self.GtG = np.zeros((len(self.counts), self.m, self.m))
+        for g, rows in enumerate(self.group_rows):
+            self.GtG[g] = self.G[rows].T @ self.G[rows]
+        # Per evaluation: the weighted sum of GtG as one matrix-vector product, and each
+        # column's theta entry by one index (the small factors', then 1 for X's columns).
+        self.GtG_flat = self.GtG.reshape(len(self.counts), self.m * self.m)
+        self.column_theta = np.repeat(np.arange(len(self.small) + 1), [*self.small_sizes, self.p])
+        self.small_diagonal = np.arange(self.q_small)
+        if y is not None:
+            self.set_response(y)
+
+    def set_response(self, y: np.ndarray) -> None:
+        """The cross products that involve y: O(n m), the design's own are kept."""
+        self.Wty = self.W.T @ y
+        self.yty = float(y @ y)
+        zy = np.bincount(self.big_codes, weights=y, minlength=self.big_levels)
         self.Gtz = np.zeros((len(self.counts), self.m))
         self.ztz = np.zeros(len(self.counts))
-        for g in range(len(self.counts)):
-            rows = group == g
-            self.GtG[g] = G[rows].T @ G[rows]
-            self.Gtz[g] = G[rows].T @ zy[rows]
+        for g, rows in enumerate(self.group_rows):
+            self.Gtz[g] = self.G[rows].T @ zy[rows]
             self.ztz[g] = zy[rows] @ zy[rows]
 
     def _system(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
         """Absorbed system matrix A, right-hand side h, log det of the big block, y-part of r2."""
         tb2 = theta[0] * theta[0]
-        s = np.ones(self.m)
-        start = 0
-        for t, size in zip(theta[1:], self.small_sizes, strict=True):
-            s[start : start + size] = t
-            start += size
+        s = np.append(theta[1:], 1.0)[self.column_theta]
         w = tb2 / (tb2 * self.counts + 1.0)
-        ss = np.outer(s, s)
-        A = (self.WtW - np.tensordot(w, self.GtG, axes=1)) * ss
-        A[np.arange(self.q_small), np.arange(self.q_small)] += 1.0
+        A = (self.WtW - (w @ self.GtG_flat).reshape(self.m, self.m)) * np.outer(s, s)
+        A[self.small_diagonal, self.small_diagonal] += 1.0
         h = s * (self.Wty - w @ self.Gtz)
         r2_big = self.yty - float(w @ self.ztz)
         logdet_big = float(self.group_sizes @ np.log(tb2 * self.counts + 1.0))
         return A, h, logdet_big, r2_big
 
-    def solve(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
-        """REML deviance, fixed effects, their unscaled covariance and the residual variance."""
+    def solve(
+        self, theta: np.ndarray, covariance: bool = True
+    ) -> tuple[float, np.ndarray, np.ndarray | None, float]:
+        """REML deviance, fixed effects, their unscaled covariance (None unless
+        ``covariance``: the optimiser needs only the deviance) and the residual variance."""
         A, h, logdet_big, r2_big = self._system(theta)
-        # The system is positive definite exactly when X has full column rank.
-        chol = linalg.cho_factor(A, lower=True, check_finite=True)
-        sol = linalg.cho_solve(chol, h)
+        # The system is positive definite exactly when X has full column rank. LAPACK is
+        # called directly: the fit evaluates this thousands of times in a power analysis,
+        # and scipy's wrappers cost more than the factorisation of a 26 x 26 matrix.
+        if not np.isfinite(A).all():
+            raise CrossedFitError("the mixed-model equations are not finite")
+        chol, info = lapack.dpotrf(A, lower=1, clean=0)
+        if info != 0:
+            raise np.linalg.LinAlgError("the mixed-model equations are not positive definite")
+        sol, info = lapack.dpotrs(chol, h, lower=1)
         r2 = r2_big - float(h @ sol)
         dof = self.n - self.p
         if not r2 > 0:
             raise CrossedFitError("the model fits the ratings exactly; no residual variance")
-        logdet = logdet_big + 2.0 * float(np.log(np.diag(chol[0])).sum())
+        logdet = logdet_big + 2.0 * float(np.log(np.diag(chol)).sum())
         deviance = logdet + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
         fe = sol[self.q_small :]
-        inv = linalg.cho_solve(chol, np.eye(self.m))[self.q_small :, self.q_small :]
+        inv = None
+        if covariance:
+            inv = lapack.dpotrs(chol, np.eye(self.m), lower=1)[0][self.q_small :, self.q_small :]
         return deviance, fe, inv, r2 / dof
 
     def deviance(self, theta: np.ndarray) -> float:
         """REML deviance (-2 log restricted likelihood); +inf where the system breaks down."""
         try:
-            return self.solve(theta)[0]
+            return self.solve(theta, covariance=False)[0]
         except (np.linalg.LinAlgError, CrossedFitError, ValueError):
             return np.inf
+
+    def deviance_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The deviance and its exact gradient in theta (+inf and 0 where it breaks down).
+
+        With the gradient the optimiser needs a third of the evaluations finite differences
+        took; tests/analysis/test_power.py checks it against finite differences.
+        """
+        try:
+            return self._deviance_and_gradient(np.asarray(theta, dtype=float))
+        except (np.linalg.LinAlgError, CrossedFitError, ValueError):
+            return np.inf, np.zeros(len(theta))
+
+    def _deviance_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        # d log det A = tr(A^-1 dA); d r2 = d r2_big - (2 dh' sol - sol' dA sol), where
+        # A = M o ss (+ I on the small factors' block), M = WtW - sum_g w_g GtG_g, h = s o v.
+        m = self.m
+        tb = theta[0]
+        tb2 = tb * tb
+        s = np.append(theta[1:], 1.0)[self.column_theta]
+        denom = tb2 * self.counts + 1.0
+        w = tb2 / denom
+        dw = 2.0 * tb / (denom * denom)
+        M = self.WtW - (w @ self.GtG_flat).reshape(m, m)
+        N = (dw @ self.GtG_flat).reshape(m, m)
+        ss = np.outer(s, s)
+        A = M * ss
+        A[self.small_diagonal, self.small_diagonal] += 1.0
+        v = self.Wty - w @ self.Gtz
+        h = s * v
+        if not np.isfinite(A).all():
+            raise CrossedFitError("the mixed-model equations are not finite")
+        chol, info = lapack.dpotrf(A, lower=1, clean=0)
+        if info != 0:
+            raise np.linalg.LinAlgError("the mixed-model equations are not positive definite")
+        sol, _ = lapack.dpotrs(chol, h, lower=1)
+        r2 = self.yty - float(w @ self.ztz) - float(h @ sol)
+        dof = self.n - self.p
+        if not r2 > 0:
+            raise CrossedFitError("the model fits the ratings exactly; no residual variance")
+        logdet = float(self.group_sizes @ np.log(denom)) + 2.0 * float(np.log(np.diag(chol)).sum())
+        deviance = logdet + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
+        inv, info = lapack.dpotri(chol, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("the mixed-model equations are singular")
+        inv = np.tril(inv)
+        inv += np.tril(inv, -1).T
+        grad = np.empty(len(theta))
+        ratio = dof / r2
+        ssol = s * sol
+        dr2 = -float(dw @ self.ztz) + 2.0 * float((s * (dw @ self.Gtz)) @ sol)
+        dr2 -= float(ssol @ N @ ssol)
+        grad[0] = (
+            float(self.group_sizes @ (2.0 * tb * self.counts / denom))
+            - float(np.sum(N * ss * inv))
+            + ratio * dr2
+        )
+        P = M * s
+        Psol = P @ sol
+        trace_rows = np.sum(P * inv, axis=1)
+        start = 0
+        for k, size in enumerate(self.small_sizes, start=1):
+            block = slice(start, start + size)
+            dr2 = -2.0 * float(v[block] @ sol[block]) + 2.0 * float(sol[block] @ Psol[block])
+            grad[k] = 2.0 * float(trace_rows[block].sum()) + ratio * dr2
+            start += size
+        return deviance, grad
 
 
 def fit_crossed_reml(
@@ -142,50 +236,76 @@ def fit_crossed_reml(
     Raises CrossedFitError (or LinAlgError) when the fit is impossible: no factor, a
     rank-deficient X, no residual degrees of freedom or a non-finite criterion.
     """
-    if not factors:
-        raise CrossedFitError("no random factor to fit")
-    y = np.asarray(y, dtype=float)
-    X = np.asarray(X, dtype=float)
-    codes = {name: np.asarray(c, dtype=np.int64) for name, c in factors.items()}
-    crit = _Criterion(y, X, codes)
-    k = len(crit.names)
-    x0 = np.full(k, start)
-    if not np.isfinite(crit.deviance(x0)):
-        raise CrossedFitError("the REML criterion is not finite at the starting values")
-    # Bounded at 0: a variance on the boundary is a legitimate REML answer, not a failure.
-    res = optimize.minimize(
-        crit.deviance,
-        x0,
-        method="L-BFGS-B",
-        bounds=[(0.0, None)] * k,
-        options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-7},
-    )
-    if not res.success:
-        # L-BFGS-B can stop on a flat stretch of the criterion; Nelder-Mead from where it
-        # stopped (on |theta|, which has the same criterion) settles whether it is an optimum.
-        retry = optimize.minimize(
-            lambda t: crit.deviance(np.abs(t)),
-            res.x,
-            method="Nelder-Mead",
-            options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 2000},
+    return CrossedModel(X, factors).fit(y, start)
+
+
+class CrossedModel:
+    """The crossed model on one design (X and the factors' codes), fitted to any number of y.
+
+    ``CrossedModel(X, factors).fit(y)`` is ``fit_crossed_reml(y, X, factors)``; building it
+    once and calling ``fit`` per simulated y (power analysis) skips the design's cross
+    products, which cost more than the optimisation itself.
+    """
+
+    def __init__(self, X: np.ndarray, factors: Mapping[str, np.ndarray]) -> None:
+        if not factors:
+            raise CrossedFitError("no random factor to fit")
+        X = np.asarray(X, dtype=float)
+        codes = {name: np.asarray(c, dtype=np.int64) for name, c in factors.items()}
+        self._crit = _Criterion(None, X, codes)
+
+    @property
+    def names(self) -> list[str]:
+        """The random factors in the order of theta (the absorbed, largest one first)."""
+        return list(self._crit.names)
+
+    def fit(self, y: np.ndarray, start: float | np.ndarray = 1.0) -> CrossedFit:
+        """REML fit to ``y``; ``start`` is theta (SDs relative to the residual SD)."""
+        crit = self._crit
+        y = np.asarray(y, dtype=float)
+        if y.shape != (crit.n,):
+            raise CrossedFitError(f"y has shape {y.shape}, the design {crit.n} rows")
+        crit.set_response(y)
+        k = len(crit.names)
+        x0 = np.broadcast_to(np.asarray(start, dtype=float), (k,)).copy()
+        if not np.isfinite(crit.deviance(x0)):
+            raise CrossedFitError("the REML criterion is not finite at the starting values")
+        # Bounded at 0: a variance on the boundary is a legitimate REML answer, not a failure.
+        res = optimize.minimize(
+            crit.deviance_and_gradient,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0.0, None)] * k,
+            options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-7},
         )
-        if retry.success and retry.fun <= res.fun + 1e-8:
-            res = retry
-            res.x = np.abs(res.x)
-    theta = np.asarray(res.x, dtype=float)
-    deviance, fe, inv, scale = crit.solve(theta)
-    if not (np.isfinite(deviance) and np.all(np.isfinite(fe)) and np.all(np.isfinite(inv))):
-        raise CrossedFitError("the fit produced non-finite estimates")
-    vcomp = {name: float(scale * t * t) for name, t in zip(crit.names, theta, strict=True)}
-    # A relative SD this small means the factor's variance sits at zero.
-    boundary = [name for name, t in zip(crit.names, theta, strict=True) if t < 1e-4]
-    return CrossedFit(
-        fe_params=fe,
-        cov_fe=scale * inv,
-        scale=float(scale),
-        vcomp=vcomp,
-        converged=bool(res.success),
-        message=str(res.message),
-        reml_deviance=float(deviance),
-        boundary=boundary,
-    )
+        if not res.success:
+            # L-BFGS-B can stop on a flat stretch of the criterion; Nelder-Mead from where it
+            # stopped (on |theta|, which has the same criterion) settles whether it is an
+            # optimum.
+            retry = optimize.minimize(
+                lambda t: crit.deviance(np.abs(t)),
+                res.x,
+                method="Nelder-Mead",
+                options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 2000},
+            )
+            if retry.success and retry.fun <= res.fun + 1e-8:
+                res = retry
+                res.x = np.abs(res.x)
+        theta = np.asarray(res.x, dtype=float)
+        deviance, fe, inv, scale = crit.solve(theta)
+        if not (np.isfinite(deviance) and np.all(np.isfinite(fe)) and np.all(np.isfinite(inv))):
+            raise CrossedFitError("the fit produced non-finite estimates")
+        vcomp = {name: float(scale * t * t) for name, t in zip(crit.names, theta, strict=True)}
+        # A relative SD this small means the factor's variance sits at zero.
+        boundary = [name for name, t in zip(crit.names, theta, strict=True) if t < 1e-4]
+        return CrossedFit(
+            fe_params=fe,
+            cov_fe=scale * inv,
+            scale=float(scale),
+            vcomp=vcomp,
+            converged=bool(res.success),
+            message=str(res.message),
+            reml_deviance=float(deviance),
+            boundary=boundary,
+        )
