@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.db.models import Count, Q
+
 from annotation.material import in_showing_order, slot_items, study_material
 from annotation.models import BlockAnswer, Participant, Rating, Slot, SlotItem, Trial
 from annotation.pseudonyms import pseudonym_for
@@ -26,16 +28,14 @@ def participant_for_page(participant_pk: int, slug: str) -> Participant | None:
 def participant_page(participant: Participant) -> tuple[str, QuestionnaireBlock | None]:
     """The page a participant belongs on, and for "block" which block (else None).
 
-    The step is one of consent, instructions, block, item, done, ended or declined.
+    The step is one of consent, instructions, block, item, done, ended, withdrawn or declined.
     """
     status = participant.status
     if status == Participant.Status.COMPLETED:
         return "done", None
-    if status in (
-        Participant.Status.TIMED_OUT,
-        Participant.Status.SCREENED_OUT,
-        Participant.Status.WITHDRAWN,
-    ):
+    if status == Participant.Status.WITHDRAWN:
+        return "withdrawn", None
+    if status in (Participant.Status.TIMED_OUT, Participant.Status.SCREENED_OUT):
         return "ended", None
     # "returned" is how a declined consent was stored before the declined state existed.
     if status in (Participant.Status.DECLINED, Participant.Status.RETURNED):
@@ -198,6 +198,14 @@ def queries_seen(participant: Participant):
     return Trial.objects.filter(participant=participant, query__isnull=False).values("query_id")
 
 
+def has_answers(participant: Participant) -> bool:
+    """Whether any answer of the participant is stored (ratings or questionnaire answers)."""
+    return (
+        Rating.objects.filter(participant=participant).exists()
+        or BlockAnswer.objects.filter(participant=participant).exists()
+    )
+
+
 def participant_by_external_id(study: Study, external_id: str) -> Participant | None:
     pseudonym = pseudonym_for(salt=study.pseudonym_salt, external_id=external_id)
     participant = Participant.objects.filter(study=study, pseudonym=pseudonym).first()
@@ -339,3 +347,80 @@ def block_answers_rows(study: Study, inclusion: str = "all") -> Iterator[dict[st
                     "value": block_answer_value(question, answer),
                     "answered_at": answer.answered_at.isoformat() if answer else "",
                 }
+
+
+# --- Recruitment ids for the recruitment platform's bulk tools (owners and superusers) ------
+
+RECRUITMENT_LISTS = ("approve", "reject", "bonus")
+
+
+def recruitment_list_participants(study: Study, name: str):
+    """Who is on a list: approve and bonus, completed and not excluded; reject, excluded or
+    screened-out participants. Withdrawn participants are on none (they return the study)."""
+    if name in ("approve", "bonus"):
+        return counted_participants(study, "included").order_by("pk")
+    if name == "reject":
+        return (
+            Participant.objects.filter(study=study)
+            .filter(Q(excluded=True) | Q(status=Participant.Status.SCREENED_OUT))
+            .exclude(status=Participant.Status.WITHDRAWN)
+            .order_by("pk")
+        )
+    raise ValueError(f"no recruitment list named {name!r}")
+
+
+@dataclass(frozen=True)
+class RecruitmentListCounts:
+    """How many participants a list has, and how many of their ids it can name."""
+
+    participants: int
+    stored: int  # raw id stored, encrypted
+    erased: int  # erased after the study's retention period
+    not_stored: int  # anonymous links, or joined while no key was configured
+
+
+def recruitment_list_counts(study: Study, name: str) -> RecruitmentListCounts:
+    """A list's counts, read without decrypting any id."""
+    counts = recruitment_list_participants(study, name).aggregate(
+        participants=Count("pk"),
+        stored=Count("pk", filter=~Q(recruitment_id_encrypted="")),
+        erased=Count(
+            "pk", filter=Q(recruitment_id_encrypted="", recruitment_id_erased_at__isnull=False)
+        ),
+    )
+    return RecruitmentListCounts(
+        participants=counts["participants"],
+        stored=counts["stored"],
+        erased=counts["erased"],
+        not_stored=counts["participants"] - counts["stored"] - counts["erased"],
+    )
+
+
+@dataclass(frozen=True)
+class RecruitmentListEntry:
+    """One participant of a list: the raw id, or why there is none ("erased", "not stored",
+    "unreadable": no configured key reads it)."""
+
+    pseudonym: str
+    recruitment_id: str
+    missing: str = ""
+
+
+def recruitment_list(study: Study, name: str) -> list[RecruitmentListEntry]:
+    """A list's participants with their decrypted recruitment ids (callers audit the read)."""
+    from annotation.recruitment_ids import RecruitmentKeyError, reveal_recruitment_id
+
+    entries = []
+    rows = recruitment_list_participants(study, name).values_list(
+        "pseudonym", "recruitment_id_encrypted", "recruitment_id_erased_at"
+    )
+    for pseudonym, token, erased_at in rows.iterator(chunk_size=2000):
+        if not token:
+            missing = "erased" if erased_at is not None else "not stored"
+            entries.append(RecruitmentListEntry(pseudonym[:16], "", missing))
+            continue
+        try:
+            entries.append(RecruitmentListEntry(pseudonym[:16], reveal_recruitment_id(token)))
+        except RecruitmentKeyError:
+            entries.append(RecruitmentListEntry(pseudonym[:16], "", "unreadable"))
+    return entries

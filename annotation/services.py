@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotation import selectors
+from annotation import recruitment_ids, selectors
 from annotation.answers import parse_answers, parse_block_answers
 from annotation.errors import (
     AnswersInvalid,
@@ -139,15 +139,22 @@ def _lock(participant: Participant) -> Participant:
 
 def join_study(*, study: Study, external_id: str | None, recruitment: dict) -> Participant:
     """Find or create the participant for a recruitment id; reopening a link never duplicates."""
+    encrypted = ""
     if external_id:
         pseudonym = pseudonym_for(salt=study.pseudonym_salt, external_id=external_id)
+        # The raw id only encrypted (approve/pay lists); without a key it is not kept at all.
+        if recruitment_ids.recruitment_keys_configured():
+            encrypted = recruitment_ids.encrypt_recruitment_id(external_id)
     else:
         pseudonym = "anon-" + uuid.uuid4().hex
     try:
         # The entry page has looked the person up already: a new one is one insert.
         with transaction.atomic():
             participant = Participant.objects.create(
-                study=study, pseudonym=pseudonym, recruitment=recruitment
+                study=study,
+                pseudonym=pseudonym,
+                recruitment=recruitment,
+                recruitment_id_encrypted=encrypted,
             )
     except IntegrityError:
         # They exist (a reopened link, or two tabs racing to create them): use that row.
@@ -535,6 +542,180 @@ def exclude_participant(*, participant: Participant, reason: str, actor=None) ->
         reason=reason,
     )
     return participant
+
+
+def _free_slot(participant: Participant) -> None:
+    """Give a leaving participant's slot back, finished or not, so the target is still met."""
+    if participant.slot_id is not None:
+        Slot.objects.filter(
+            pk=participant.slot_id, status__in=(Slot.Status.CLAIMED, Slot.Status.COMPLETED)
+        ).update(status=Slot.Status.FREE, claimed_at=None)
+    participant.slot = None
+
+
+def _delete_answers(participant: Participant) -> dict[str, int]:
+    """Delete everything the participant answered; the participant row stays as a stub."""
+    ratings = Rating.objects.filter(participant=participant).delete()[0]
+    block_answers = BlockAnswer.objects.filter(participant=participant).delete()[0]
+    trials = Trial.objects.filter(participant=participant).delete()[0]
+    participant.completed_blocks = []
+    return {"ratings": ratings, "block_answers": block_answers, "trials": trials}
+
+
+def _withdraw(
+    participant: Participant, *, delete_answers: bool, by: str, actor=None
+) -> Participant:
+    """Withdraw a participant whose row the caller has locked, with an audit row."""
+    from studies.services import record_audit  # studies.services imports this module
+
+    already = participant.status == Participant.Status.WITHDRAWN
+    previous = participant.status
+    deleted = _delete_answers(participant) if delete_answers else None
+    if already and not (deleted and any(deleted.values())):
+        return participant
+    if not already:
+        _free_slot(participant)
+        participant.status = Participant.Status.WITHDRAWN
+        participant.withdrawn_at = timezone.now()
+    participant.save()
+    record_audit(
+        study=participant.study,
+        action="participant_withdrawn",
+        actor=actor,
+        participant=participant.pseudonym,
+        by=by,
+        old=previous,
+        answers_deleted=bool(delete_answers),
+        **(deleted or {}),
+    )
+    return participant
+
+
+@transaction.atomic
+def withdraw_participant(*, participant: Participant, delete_answers: bool) -> Participant:
+    """The participant leaves the study of their own accord: their slot goes back to the free
+    ones, their answers stay out of analysis and exports (counted_participants) and, when they
+    ask, are deleted (ratings, trials, block answers); the row stays as a withdrawn stub.
+
+    Only someone still taking part may withdraw here (anyone else is past the study's pages);
+    a repeated request changes nothing, except that it may still delete the answers.
+    """
+    participant = (
+        Participant.objects.select_for_update(of=("self",))
+        .select_related("study")
+        .get(pk=participant.pk)
+    )
+    if participant.status not in (Participant.Status.ACTIVE, Participant.Status.WITHDRAWN):
+        return participant
+    return _withdraw(participant, delete_answers=delete_answers, by="participant")
+
+
+class ParticipantNotFound(ValueError):
+    """No participant of the study has the recruitment id given."""
+
+
+@transaction.atomic
+def delete_participant_data(*, study: Study, recruitment_id: str, actor=None) -> Participant:
+    """A researcher deletes, on the person's request, the answers of the participant with this
+    recruitment id (found by its keyed pseudonym): withdrawn with their answers deleted. The
+    audit row names the pseudonym, never the id. Raises ParticipantNotFound (nothing changed)."""
+    recruitment_id = (recruitment_id or "").strip()
+    found = selectors.participant_by_external_id(study, recruitment_id) if recruitment_id else None
+    if found is None:
+        raise ParticipantNotFound("no participant of this study has that recruitment id")
+    participant = Participant.objects.select_for_update(of=("self",)).get(pk=found.pk)
+    participant.study = study
+    return _withdraw(participant, delete_answers=True, by="researcher", actor=actor)
+
+
+def recruitment_ids_due(study: Study, now: datetime) -> bool:
+    """Whether the study's raw recruitment ids are past their retention (days after closing)."""
+    if study.closed_at is None:
+        return False
+    return study.closed_at + timedelta(days=study.retention_days) <= now
+
+
+@transaction.atomic
+def erase_expired_recruitment_ids(*, now: datetime | None = None) -> int:
+    """Erase the raw recruitment ids of every study closed ``retention_days`` ago or longer;
+    one audit row per study with ids erased. Returns how many ids were erased."""
+    from studies.services import record_audit  # studies.services imports this module
+
+    now = now or timezone.now()
+    erased = 0
+    for study in Study.objects.filter(closed_at__isnull=False, closed_at__lte=now):
+        if not recruitment_ids_due(study, now):
+            continue
+        count = (
+            Participant.objects.filter(study=study)
+            .exclude(recruitment_id_encrypted="")
+            .update(recruitment_id_encrypted="", recruitment_id_erased_at=now)
+        )
+        if count:
+            record_audit(
+                study=study,
+                action="recruitment_ids_erased",
+                ids=count,
+                retention_days=study.retention_days,
+                closed_at=study.closed_at.isoformat(),
+            )
+        erased += count
+    return erased
+
+
+@dataclass(frozen=True)
+class RotationCounts:
+    rotated: int  # re-encrypted with the first key now
+    current: int  # already readable by the first key: left as they were
+    unreadable: int  # no configured key reads them: left as they were, to be looked into
+
+
+def rotate_recruitment_ids(*, batch_size: int = 500) -> RotationCounts:
+    """Re-encrypt every stored recruitment id with the first key of RECRUITMENT_ID_KEYS, in
+    batches of ``batch_size`` rows (each its own transaction). Idempotent: ids the first key
+    already reads are left alone, so a second run rotates nothing.
+
+    A row is written only if it still holds the token that was read, so an id erased (or a
+    participant deleted) meanwhile is never brought back.
+    """
+    if not recruitment_ids.recruitment_keys_configured():
+        raise recruitment_ids.RecruitmentKeyError(
+            "no recruitment id key is configured (RECRUITMENT_ID_KEYS)"
+        )
+    rotated = current = unreadable = 0
+    last_pk = 0
+    table = Participant._meta.db_table
+    while True:
+        rows = list(
+            Participant.objects.filter(pk__gt=last_pk)
+            .exclude(recruitment_id_encrypted="")
+            .order_by("pk")
+            .values_list("pk", "recruitment_id_encrypted")[:batch_size]
+        )
+        if not rows:
+            break
+        last_pk = rows[-1][0]
+        changes = []
+        for pk, token in rows:
+            if recruitment_ids.encrypted_with_first_key(token):
+                current += 1
+                continue
+            try:
+                changes.append((pk, token, recruitment_ids.rotated(token)))
+            except recruitment_ids.RecruitmentKeyError:
+                unreadable += 1
+        if not changes:
+            continue
+        values = ", ".join(["(%s, %s, %s)"] * len(changes))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS p SET recruitment_id_encrypted = c.new"
+                f" FROM (VALUES {values}) AS c(id, old, new)"
+                " WHERE p.id = c.id AND p.recruitment_id_encrypted = c.old",
+                [value for change in changes for value in change],
+            )
+            rotated += cursor.rowcount
+    return RotationCounts(rotated=rotated, current=current, unreadable=unreadable)
 
 
 def slot_count(study: Study) -> int:

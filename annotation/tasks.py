@@ -8,3 +8,8 @@ from annotation import services
 @shared_task(acks_late=True)
 def release_expired_slots() -> int:
     return services.release_expired_slots()
+
+
+@shared_task(acks_late=True)
+def erase_expired_recruitment_ids() -> int:
+    return services.erase_expired_recruitment_ids()

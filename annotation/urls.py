@@ -16,4 +16,6 @@ urlpatterns = [
     path("s/<slug:slug>/item/<int:position>/", views.item, name="item"),
     path("s/<slug:slug>/done/", views.done, name="done"),
     path("s/<slug:slug>/ended/", views.ended, name="ended"),
+    path("s/<slug:slug>/withdraw/", views.withdraw, name="withdraw"),
+    path("s/<slug:slug>/withdrawn/", views.withdrawn, name="withdrawn"),
 ]

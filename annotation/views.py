@@ -385,5 +385,29 @@ def ended(request: HttpRequest, participant: Participant) -> HttpResponse:
     return render(request, "annotation/ended.html", context)
 
 
+@_participant_page
+@require_http_methods(["GET", "HEAD", "POST"])
+def withdraw(request: HttpRequest, participant: Participant) -> HttpResponse:
+    """Leave the study: GET asks for confirmation (and whether to delete the answers), POST
+    withdraws. Linked from every page of someone taking part."""
+    if request.method == "POST":
+        services.withdraw_participant(
+            participant=participant, delete_answers=request.POST.get("delete_answers") == "on"
+        )
+        return _see_other(reverse("annotation:withdrawn", kwargs={"slug": _slug(request)}))
+    if participant.status != Participant.Status.ACTIVE:
+        return _page_for(participant)
+    return render(request, "annotation/withdraw.html", {"study": participant.study})
+
+
+@_participant_page
+@require_http_methods(["GET", "HEAD"])
+def withdrawn(request: HttpRequest, participant: Participant) -> HttpResponse:
+    if selectors.participant_step(participant) != "withdrawn":
+        return _page_for(participant)
+    context = {"study": participant.study, "answers_kept": selectors.has_answers(participant)}
+    return render(request, "annotation/withdrawn.html", context)
+
+
 def entry_url(study: Study) -> str:
     return reverse("annotation:entry", kwargs={"slug": study.slug})

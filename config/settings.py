@@ -201,6 +201,13 @@ STIMULI_UPLOAD_DIR = Path(os.environ.get("STIMULI_UPLOAD_DIR", BASE_DIR / "var" 
 STIMULI_UPLOAD_MAX_BYTES = int(os.environ.get("STIMULI_UPLOAD_MAX_BYTES", str(5 * 1024 * 1024)))
 STIMULI_UPLOAD_MAX_AGE = int(os.environ.get("STIMULI_UPLOAD_MAX_AGE", "3600"))
 
+# Recruitment ids (Prolific's participant id) are stored encrypted with these Fernet keys
+# (annotation.recruitment_ids): comma-separated, the first encrypts, all decrypt; to rotate, put
+# a new key first, run `manage.py rotate_recruitment_keys`, then drop the old one. Unset with
+# DEBUG on: a development key derived from SECRET_KEY. Unset with DEBUG off: raw ids are not
+# stored at all (a warning in the log and in `check --deploy`).
+RECRUITMENT_ID_KEYS = env_list("RECRUITMENT_ID_KEYS")
+
 # Hosts a model's requests (and its API key) may be sent to: comma-separated host names,
 # "*.example.org" wildcards. Empty allows loopback hosts only.
 MODEL_HOSTS_ALLOWED = env_list("MODEL_HOSTS_ALLOWED", "localhost,127.0.0.1,[::1]")
@@ -379,6 +386,11 @@ CELERY_BEAT_SCHEDULE = {
     "fail-unstarted-generation-jobs": {
         "task": "studies.tasks.fail_unstarted_generation_jobs",
         "schedule": 300.0,
+    },
+    # Raw recruitment ids of studies closed longer ago than their retention_days.
+    "erase-expired-recruitment-ids": {
+        "task": "annotation.tasks.erase_expired_recruitment_ids",
+        "schedule": 3600.0,
     },
 }
 

@@ -46,6 +46,9 @@ export SECRET_KEY=test-only-secret
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/refusallab}
 export CELERY_BROKER_URL=${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}
 export ALLOWED_HOSTS=localhost,127.0.0.1,testserver
+# A fixed recruitment-id key for the tests (tests/conftest.py sets the same when unset):
+# base64url(sha256(b"refusallab test recruitment-id key")), never a production key.
+export RECRUITMENT_ID_KEYS=${RECRUITMENT_ID_KEYS:-M2QWa0L0uLiQIsYmFeWCNMfTkQAA4sAhr74Mdtyguds=}
 export SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0
 # Playwright's sync API runs an event loop in the test thread; Django would refuse ORM calls.
 export DJANGO_ALLOW_ASYNC_UNSAFE=true

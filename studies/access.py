@@ -3,6 +3,7 @@
 Every page, download, API endpoint, admin queryset, form choice and command asks here;
 nothing else decides access. Roles per study: owner (everything, members and deletion
 included), editor (design, stimuli, review, lifecycle), viewer (read, results, exports).
+Raw recruitment ids are for owners only (Action.SEE_RECRUITMENT_IDS).
 Superusers may do everything. Anyone else gets "not found", so slugs do not leak.
 """
 
@@ -23,6 +24,9 @@ class Action(StrEnum):
     VIEW = "view"  # pages, results, exports, the audit log
     EDIT = "edit"  # design, stimuli, generation, review, lifecycle
     MANAGE = "manage"  # members, archive, delete
+    # Raw recruitment ids (approve / reject / bonus lists, deleting a person's data by their
+    # id): owners and superusers only, each read audited.
+    SEE_RECRUITMENT_IDS = "see_recruitment_ids"
 
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {

@@ -178,8 +178,11 @@ def resume_study(*, study: Study, actor: AbstractBaseUser | None = None) -> Stud
 
 @transaction.atomic
 def close_study(*, study: Study, actor: AbstractBaseUser | None = None) -> Study:
-    """No new arrivals ever again; people in progress may finish within their time limit."""
-    return _set_status(
+    """No new arrivals ever again; people in progress may finish within their time limit.
+
+    The closing time starts the retention period of raw recruitment ids (Study.retention_days).
+    """
+    study = _set_status(
         study,
         to=Status.CLOSED,
         allowed=CLOSABLE,
@@ -187,6 +190,9 @@ def close_study(*, study: Study, actor: AbstractBaseUser | None = None) -> Study
         actor=actor,
         why="A closed study cannot be reopened: duplicate it to run it again.",
     )
+    study.closed_at = timezone.now()
+    study.save(update_fields=["closed_at", "updated_at"])
+    return study
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ from studies.views import generation as views
 from studies.views import lifecycle as lifecycle_views
 from studies.views import members as member_views
 from studies.views import models as model_views
+from studies.views import payments as payment_views
 from studies.views import preview as preview_views
 from studies.views import results as results_views
 from studies.views import review as review_views
@@ -136,6 +137,24 @@ urlpatterns = [
         member_views.member_remove,
         name="member-remove",
     ),
+    # recruitment ids (owners and superusers)
+    path("studies/<slug:slug>/payments/", payment_views.payments, name="payments"),
+    path(
+        "studies/<slug:slug>/payments/bonus.csv",
+        payment_views.download_bonus,
+        name="payments-bonus",
+    ),
+    path(
+        "studies/<slug:slug>/payments/<slug:name>.txt",
+        payment_views.download_list,
+        name="payments-list",
+    ),
+    path(
+        "studies/<slug:slug>/payments/delete/",
+        payment_views.delete_data,
+        name="payments-delete",
+    ),
+    # end recruitment ids
     path("models/", model_views.model_list, name="models"),
     path("models/<slug:name>/edit/", model_views.model_edit, name="model-edit"),
     # end members and models

@@ -41,6 +41,14 @@ def _broker_per_parallel_worker() -> None:
 
 _broker_per_parallel_worker()
 
+# The tests' recruitment-id key (annotation.recruitment_ids): fixed, so a run is repeatable and
+# the processes the tests start (commands, Celery workers) read what the tests wrote. Derived
+# as base64url(sha256(b"refusallab test recruitment-id key")); scripts/test.sh exports the same.
+TEST_RECRUITMENT_ID_KEY = "M2QWa0L0uLiQIsYmFeWCNMfTkQAA4sAhr74Mdtyguds="
+os.environ.setdefault("RECRUITMENT_ID_KEYS", TEST_RECRUITMENT_ID_KEY)
+if not settings.RECRUITMENT_ID_KEYS:
+    settings.RECRUITMENT_ID_KEYS = [os.environ["RECRUITMENT_ID_KEYS"]]
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# A well-formed Fernet key that is no one's: 32 bytes, url-safe base64.
+PRODUCTION_KEY = "YS1wcm9kdWN0aW9uLWtleS1mb3ItZGVwbG95LXRlc3Q="
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -36,8 +38,30 @@ def test_check_deploy_is_clean_with_production_settings():
         SECURE_SSL_REDIRECT="1",
         SESSION_COOKIE_SECURE="1",
         CSRF_COOKIE_SECURE="1",
+        RECRUITMENT_ID_KEYS=PRODUCTION_KEY,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_warns_when_recruitment_ids_cannot_be_stored():
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        SECRET_KEY="a-long-random-production-secret-" + "x" * 40,
+        ALLOWED_HOSTS="refusallab.example.org",
+        RECRUITMENT_ID_KEYS="",
+    )
+    assert result.returncode != 0
+    assert "annotation.W001" in result.stderr and "RECRUITMENT_ID_KEYS is not set" in result.stderr
+
+
+def test_a_malformed_recruitment_key_stops_every_command():
+    result = manage("check", SECRET_KEY="x" * 50, RECRUITMENT_ID_KEYS=PRODUCTION_KEY + ",not-a-key")
+    assert result.returncode != 0
+    assert "annotation.E001" in result.stderr and "key 2 is not a Fernet key" in result.stderr
+    assert "not-a-key" not in result.stderr  # a key is never printed
 
 
 def test_production_refuses_to_start_without_a_secret_key():

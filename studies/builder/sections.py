@@ -34,6 +34,7 @@ SECTION_OF_KEY: dict[str, str] = {
     "attention_checks": "attention",
     "recruitment_params": "recruitment",
     "anonymous_links": "recruitment",
+    "retention_days": "recruitment",
     "completion": "recruitment",
     "analysis": "analysis",
     "blocks": "blocks",

@@ -38,7 +38,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _links(study: Study, can_edit: bool) -> list[dict]:
+def _links(study: Study, can_edit: bool, can_see_ids: bool = False) -> list[dict]:
     """Where a researcher goes from the study page; plain paths, so a page another part of
     the platform has not added yet costs a 404, never a crash here."""
     base = f"/studies/{study.slug}/"
@@ -52,6 +52,7 @@ def _links(study: Study, can_edit: bool) -> list[dict]:
         ("Results and statistics", "results/", True),
         ("Members", "members/", True),
         ("Audit log", "audit/", True),
+        ("Approve, reject and bonus lists", "payments/", can_see_ids),
     ]
     return [{"label": label, "url": base + path} for label, path, shown in links if shown]
 
@@ -78,7 +79,9 @@ def study_detail(
         "launchable": launchable,
         "actions": available_actions(study, request.user),
         "awaiting_full_launch": lifecycle.awaiting_full_launch(study),
-        "links": _links(study, can_edit),
+        "links": _links(
+            study, can_edit, access.can(request.user, Action.SEE_RECRUITMENT_IDS, study)
+        ),
         "recruitment_link": recruitment_link(
             request.build_absolute_uri(f"/s/{study.slug}/"), study
         ),

@@ -178,6 +178,13 @@ ROUTES: dict[str, Rule] = {
     "studies:member-add": Rule(Action.MANAGE, ("POST",), _slug),
     "studies:member-change": Rule(Action.MANAGE, ("POST",), _member),
     "studies:member-remove": Rule(Action.MANAGE, ("POST",), _member),
+    # recruitment ids: owners and superusers only
+    "studies:payments": Rule(Action.SEE_RECRUITMENT_IDS, kwargs=_slug),
+    "studies:payments-list": Rule(
+        Action.SEE_RECRUITMENT_IDS, kwargs=lambda w: {"slug": w.study.slug, "name": "approve"}
+    ),
+    "studies:payments-bonus": Rule(Action.SEE_RECRUITMENT_IDS, kwargs=_slug),
+    "studies:payments-delete": Rule(Action.SEE_RECRUITMENT_IDS, ("POST",), _slug),
     # the model registry
     "studies:model-edit": Rule(None, ("GET", "POST"), _model, model_owner_only="all"),
     "studies:api-models": Rule(None, ("GET", "POST")),
