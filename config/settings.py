@@ -201,6 +201,11 @@ STIMULI_UPLOAD_DIR = Path(os.environ.get("STIMULI_UPLOAD_DIR", BASE_DIR / "var" 
 STIMULI_UPLOAD_MAX_BYTES = int(os.environ.get("STIMULI_UPLOAD_MAX_BYTES", str(5 * 1024 * 1024)))
 STIMULI_UPLOAD_MAX_AGE = int(os.environ.get("STIMULI_UPLOAD_MAX_AGE", "3600"))
 
+# Export files (studies.datasets.exports) are written here and deleted this many hours after
+# they were made (the beat sweep marks the job expired); downloads go through a checked view.
+EXPORT_ROOT = Path(os.environ.get("EXPORT_ROOT", BASE_DIR / "var" / "exports"))
+EXPORT_EXPIRY_HOURS = int(os.environ.get("EXPORT_EXPIRY_HOURS", "72"))
+
 # Recruitment ids (Prolific's participant id) are stored encrypted with these Fernet keys
 # (annotation.recruitment_ids): comma-separated, the first encrypts, all decrypt; to rotate, put
 # a new key first, run `manage.py rotate_recruitment_keys`, then drop the old one. Unset with
@@ -386,6 +391,11 @@ CELERY_BEAT_SCHEDULE = {
     "fail-unstarted-generation-jobs": {
         "task": "studies.tasks.fail_unstarted_generation_jobs",
         "schedule": 300.0,
+    },
+    # Export files past their expiry are deleted; exports no worker took are failed.
+    "expire-exports": {
+        "task": "studies.tasks.expire_exports",
+        "schedule": 600.0,
     },
     # Raw recruitment ids of studies closed longer ago than their retention_days.
     "erase-expired-recruitment-ids": {

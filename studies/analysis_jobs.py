@@ -25,34 +25,11 @@ OPEN = (AnalysisResult.Status.QUEUED, AnalysisResult.Status.RUNNING)
 
 
 def report_options(study: Study, inclusion: str):
-    """The analysis settings a study's spec and questions imply."""
-    from studies.analysis import ReportOptions
+    """The analysis settings a study's spec and questions imply (the CLI's --spec reads the
+    same from a spec file: studies.analysis.spec_options)."""
+    from studies.analysis.spec_options import options_from_spec
 
-    spec = selectors.study_spec(study)
-    questions = spec.questions
-    constructs: dict[str, list[str]] = {}
-    for question in questions:
-        if question.construct:
-            constructs.setdefault(question.construct, []).append(question.key)
-    analysis = spec.analysis
-    return ReportOptions(
-        reference_level=analysis.reference_level,
-        baseline_level=analysis.baseline_level,
-        measures=[q.key for q in questions],
-        composites={
-            c.name: {
-                "items": list(c.items),
-                "reverse_coded": [q.key for q in questions if q.reverse_coded and q.key in c.items],
-                "points": max(q.scale.points for q in questions if q.key in c.items),
-            }
-            for c in analysis.composites
-        },
-        constructs={k: v for k, v in constructs.items() if len(v) > 1},
-        reverse_coded=[q.key for q in questions if q.reverse_coded],
-        points=max(q.scale.points for q in questions),
-        inclusion=inclusion,
-        seed=study.seed,
-    )
+    return options_from_spec(selectors.study_spec(study), inclusion=inclusion)
 
 
 @transaction.atomic

@@ -1,4 +1,4 @@
-"""Celery tasks of the researcher side: response generation jobs and their batches."""
+"""Celery tasks of the researcher side: generation jobs and their batches, analyses, exports."""
 
 from __future__ import annotations
 
@@ -90,3 +90,18 @@ def refresh_live_analyses() -> int:
 def fail_unstarted_generation_jobs() -> int:
     """Beat: fail generation jobs no worker took, so their study is not left generating."""
     return services.fail_unstarted_jobs()
+
+@shared_task(acks_late=True, autoretry_for=(DatabaseError,), retry_backoff=True, max_retries=3)
+def run_export_job(job_id: int) -> str:
+    """Build one export's file (tables, codebook, package) with progress in its row."""
+    from studies.datasets import exports
+
+    return exports.run_export(job_id).status
+
+
+@shared_task(acks_late=True)
+def expire_exports() -> int:
+    """Beat: delete expired export files (the job is marked expired); fail untaken jobs."""
+    from studies.datasets import exports
+
+    return exports.expire_exports()

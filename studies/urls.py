@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from studies.views import builder as builder_views
 from studies.views import dashboard as dashboard_views
+from studies.views import exports as export_views
 from studies.views import generation as views
 from studies.views import lifecycle as lifecycle_views
 from studies.views import members as member_views
@@ -124,6 +125,14 @@ urlpatterns = [
         results_views.download_codebook_json,
         name="results-codebook-json",
     ),
+    # exports
+    path("studies/<slug:slug>/exports/", export_views.export_list, name="exports"),
+    path(
+        "studies/<slug:slug>/exports/<int:pk>/download/",
+        export_views.export_download,
+        name="export-download",
+    ),
+    # end exports
     # members and models
     path("studies/<slug:slug>/members/", member_views.member_list, name="members"),
     path("studies/<slug:slug>/members/add/", member_views.member_add, name="member-add"),

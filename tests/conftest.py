@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,12 @@ def _broker_per_parallel_worker() -> None:
 
 
 _broker_per_parallel_worker()
+
+# Export files of the tests (and of the workers and commands they start) go to a folder of
+# their own, never the checkout's var/exports.
+if "EXPORT_ROOT" not in os.environ:
+    os.environ["EXPORT_ROOT"] = tempfile.mkdtemp(prefix="refusallab-exports-")
+settings.EXPORT_ROOT = Path(os.environ["EXPORT_ROOT"])
 
 # The tests' recruitment-id key (annotation.recruitment_ids): fixed, so a run is repeatable and
 # the processes the tests start (commands, Celery workers) read what the tests wrote. Derived

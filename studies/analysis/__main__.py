@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from studies.analysis.frame import AnalysisInputError, read_long_format
 from studies.analysis.report import ReportOptions, build_report
@@ -55,8 +56,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("path", help="CSV file, one row per participant × item × question")
     parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
-    parser.add_argument("--reference", default="full_compliance", help="reference response type")
-    parser.add_argument("--baseline", default="direct_refusal", help="baseline refusal type")
+    parser.add_argument(
+        "--spec",
+        help="study spec (YAML/JSON): reference and baseline levels, measures, composites, "
+        "constructs, reverse coding, scale points and seed as the platform analyses them",
+    )
+    parser.add_argument(
+        "--reference", help="reference response type (default: the spec's, else full_compliance)"
+    )
+    parser.add_argument(
+        "--baseline", help="baseline refusal type (default: the spec's, else direct_refusal)"
+    )
     parser.add_argument("--measures", help="comma-separated questions to analyse (default: all)")
     parser.add_argument(
         "--map",
@@ -72,7 +82,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "participant statuses to keep, comma-separated (default: included)",
     )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--seed", type=int, help="bootstrap seed (default: the spec's, else 0)")
     parser.add_argument(
         "--composite",
         action="append",
@@ -83,33 +93,60 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _spec_options(path: str, inclusion) -> ReportOptions:
+    from studies.analysis.spec_options import options_from_spec
+    from studies.spec import SpecError, load_spec
+
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnalysisInputError(f"--spec: cannot read {path}: {exc}") from exc
+    try:
+        # load_spec, not load_spec_file: the spec's stimuli file is not needed here.
+        return options_from_spec(load_spec(text, path), inclusion=inclusion)
+    except SpecError as exc:
+        raise AnalysisInputError(f"--spec: {exc}") from exc
+
+
+def report_for(args: argparse.Namespace) -> dict:
+    """The report the command prints (AnalysisInputError on bad input); a replication package
+    computes its analysis through this very function."""
+    if args.bootstrap < 0:
+        raise AnalysisInputError("--bootstrap must be 0 or more")
+    frame = read_long_format(args.path, _column_map(args.map), keep_attention=True)
+    include = _split(args.include)
+    inclusion = include[0] if len(include) == 1 and include[0] in INCLUSION_RULES else None
+    measures = _split(args.measures) if args.measures else None
+    questions = set(frame.loc[frame["kind"] == "stimulus", "question"])
+    unknown = [m for m in measures or [] if m not in questions]
+    if unknown:
+        # On the command line an unknown measure is a typo; say so instead of warning.
+        raise AnalysisInputError(
+            f"--measures names {', '.join(unknown)}, not in the data (questions: "
+            f"{', '.join(sorted(questions))})"
+        )
+    if args.spec:
+        options = _spec_options(args.spec, inclusion or tuple(include))
+    else:
+        options = ReportOptions(inclusion=inclusion or tuple(include))
+    if args.reference:
+        options.reference_level = args.reference
+    if args.baseline:
+        options.baseline_level = args.baseline
+    if measures:
+        options.measures = measures
+    if args.composite:
+        options.composites = dict(_composite(c) for c in args.composite)
+    if args.seed is not None:
+        options.seed = args.seed
+    options.bootstrap_reps = args.bootstrap
+    return build_report(frame, options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.bootstrap < 0:
-            raise AnalysisInputError("--bootstrap must be 0 or more")
-        frame = read_long_format(args.path, _column_map(args.map), keep_attention=True)
-        include = _split(args.include)
-        inclusion = include[0] if len(include) == 1 and include[0] in INCLUSION_RULES else None
-        measures = _split(args.measures) if args.measures else None
-        questions = set(frame.loc[frame["kind"] == "stimulus", "question"])
-        unknown = [m for m in measures or [] if m not in questions]
-        if unknown:
-            # On the command line an unknown measure is a typo; say so instead of warning.
-            raise AnalysisInputError(
-                f"--measures names {', '.join(unknown)}, not in the data (questions: "
-                f"{', '.join(sorted(questions))})"
-            )
-        options = ReportOptions(
-            reference_level=args.reference,
-            baseline_level=args.baseline,
-            measures=measures,
-            composites=dict(_composite(c) for c in args.composite) or None,
-            inclusion=inclusion or tuple(include),
-            bootstrap_reps=args.bootstrap,
-            seed=args.seed,
-        )
-        report = build_report(frame, options)
+        report = report_for(args)
     except AnalysisInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

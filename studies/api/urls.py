@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from studies.api import exports as export_api
 from studies.api import generation, lifecycle, members, models, results, review, studies, tokens
 
 S = "studies/<slug:slug>/"
@@ -38,6 +39,14 @@ urlpatterns = [
     # What the study yields
     path(S + "dashboard/", results.DashboardView.as_view(), name="api-study-dashboard"),
     path(S + "analysis/", results.AnalysisView.as_view(), name="api-study-analysis"),
+    # Exports
+    path(S + "exports/", export_api.ExportListView.as_view(), name="api-exports"),
+    path(S + "exports/<int:pk>/", export_api.ExportDetailView.as_view(), name="api-export"),
+    path(
+        S + "exports/<int:pk>/download/",
+        export_api.ExportDownloadView.as_view(),
+        name="api-export-download",
+    ),
     # Generation jobs and the model registry
     path(S + "generation-jobs/", generation.StudyJobsView.as_view(), name="api-study-jobs"),
     path("generation-jobs/<int:pk>/", generation.JobDetailView.as_view(), name="api-job"),

@@ -237,6 +237,58 @@ def _block_column_values(
     return "see Value encoding"
 
 
+def export_codebook(
+    study: Study,
+    files: list[tuple[str, Any]],
+    *,
+    export_format: str,
+    inclusion: str,
+    include_recruitment_ids: bool,
+) -> dict[str, Any]:
+    """The codebook of one export: the study's design (questions, scales, anchors, constructs,
+    reverse coding, factors and levels) and every column of every file written, with its type,
+    how this file's format writes it, and its meaning. ``files`` pairs each file's path in the
+    export with its studies.datasets.tables.Table."""
+    from studies.datasets.tables import NULL_ENCODING, PARTICIPANT_TABLES, TYPE_ENCODINGS
+
+    codebook = build_codebook(study)
+    codebook["export"] = {
+        "format": export_format,
+        "inclusion": {
+            "rule": inclusion,
+            "meaning": domain.INCLUSION_RULES[inclusion],
+            "applies_to": sorted(PARTICIPANT_TABLES),
+            "note": "withdrawn participants never appear, whatever the rule",
+        },
+        "recruitment_ids_included": include_recruitment_ids,
+        "types": {
+            kind: dict(encodings, null=", ".join(f"{k}: {v}" for k, v in NULL_ENCODING.items()))
+            for kind, encodings in TYPE_ENCODINGS.items()
+        },
+    }
+    entries = {}
+    for path, table in files:
+        file_format = path.rsplit(".", 1)[-1]
+        entries[path] = {
+            "table": table.name,
+            "description": table.description,
+            "columns": [
+                {
+                    "name": column.name,
+                    "meaning": column.meaning,
+                    "type": column.type,
+                    "encoding": TYPE_ENCODINGS[column.type][file_format],
+                    "values": column.values,
+                }
+                for column in table.columns
+            ],
+        }
+        if table.name == "block_answers":
+            entries[path]["value_encoding"] = dict(BLOCK_VALUE_ENCODING)
+    codebook["files"] = entries
+    return codebook
+
+
 def codebook_json(codebook: dict[str, Any]) -> str:
     return json.dumps(codebook, indent=2, ensure_ascii=False) + "\n"
 
@@ -289,6 +341,31 @@ def codebook_markdown(codebook: dict[str, Any]) -> str:
     """The codebook as a Markdown document, for reading next to the CSV files."""
     study = codebook["study"]
     lines = [f"# Codebook: {study['title']}", "", f"Study `{study['slug']}`.", ""]
+    export = codebook.get("export")
+    if export:
+        rule = export["inclusion"]
+        lines += [
+            "## This export",
+            "",
+            f"- Format: {export['format']}.",
+            f"- Inclusion rule: `{rule['rule']}` ({rule['meaning']}), applied to "
+            + ", ".join(f"`{t}`" for t in rule["applies_to"])
+            + f"; {rule['note']}.",
+            "- Recruitment ids: "
+            + (
+                "included (`recruitment_participant_id`), on the owner's explicit request."
+                if export["recruitment_ids_included"]
+                else "not included; participants appear only under their pseudonym."
+            ),
+            "",
+            "Types and how each format writes them:",
+            "",
+        ]
+        lines += _table(
+            ["type", "csv", "jsonl", "parquet"],
+            [[k, v["csv"], v["jsonl"], v["parquet"]] for k, v in export["types"].items()],
+        )
+        lines += ["Absent values: an empty cell in CSV, null in JSONL and Parquet.", ""]
     if study["factors"]:
         lines += ["## Factors", ""]
         lines += _table(
@@ -299,7 +376,10 @@ def codebook_markdown(codebook: dict[str, Any]) -> str:
         lines += [f"## `{filename}`", "", spec["description"], ""]
         lines += _table(
             ["column", "meaning", "type", "allowed values"],
-            [[c["name"], c["meaning"], c["type"], c["values"]] for c in spec["columns"]],
+            [
+                [c["name"], c["meaning"], c["type"], c["values"] or c.get("encoding", "")]
+                for c in spec["columns"]
+            ],
         )
         if "value_encoding" in spec:
             lines += ["Value encoding by question type:", ""]

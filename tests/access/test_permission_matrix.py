@@ -83,6 +83,30 @@ def _block(world: World) -> dict:
     return {"slug": world.study.slug, "key": world.study.blocks.first().key}
 
 
+def _export(world: World) -> dict:
+    """A finished export of the world's study, its file on disk (no recruitment ids)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from studies.models import ExportJob
+
+    job = ExportJob.objects.filter(study=world.study, status="done").first()
+    if job is None:
+        relative = f"{world.study.slug}/matrix.zip"
+        path = settings.EXPORT_ROOT / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
+        job = ExportJob.objects.create(
+            study=world.study,
+            status="done",
+            file_path=relative,
+            expires_at=timezone.now() + timedelta(hours=1),
+        )
+    return {"slug": world.study.slug, "pk": job.pk}
+
+
 def _variant(world: World) -> dict:
     return {"slug": world.study.slug, "pk": world.variant.pk}
 
@@ -154,6 +178,12 @@ ROUTES: dict[str, Rule] = {
     "studies:archive": Rule(Action.MANAGE, ("GET", "POST"), _slug),
     "studies:delete": Rule(Action.MANAGE, ("GET", "POST"), _slug),
     "studies:audit": Rule(Action.VIEW, kwargs=_slug),
+    # exports (viewers too: their role is "read, results, exports")
+    "studies:exports": Rule(Action.VIEW, ("GET", "POST"), _slug),
+    "studies:export-download": Rule(Action.VIEW, kwargs=_export),
+    "studies:api-exports": Rule(Action.VIEW, ("GET", "POST"), _slug),
+    "studies:api-export": Rule(Action.VIEW, kwargs=_export),
+    "studies:api-export-download": Rule(Action.VIEW, kwargs=_export),
     "studies:dashboard-json": Rule(Action.VIEW, kwargs=_slug),
     "studies:preview": Rule(Action.EDIT, ("GET", "POST"), _slug),
     "studies:preview-page": Rule(Action.EDIT, ("GET", "POST"), _slug),
