@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 
 from annotation.material import in_showing_order, slot_items, study_material
 from annotation.models import BlockAnswer, Participant, Rating, Slot, SlotItem, Trial
@@ -424,3 +424,196 @@ def recruitment_list(study: Study, name: str) -> list[RecruitmentListEntry]:
         except RecruitmentKeyError:
             entries.append(RecruitmentListEntry(pseudonym[:16], "", "unreadable"))
     return entries
+
+
+# --- Quality screening: the plain records studies.datasets.quality judges --------------------
+
+
+def _seconds_between(start, end) -> float | None:
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
+def quality_records(study: Study, participant_pks: list[int]):
+    """The records of the given participants (full: answers, attention checks, blanks), and
+    the study's whole population (light: arrival order, times, device key, session id) that
+    the speeders' median and the duplicate check compare against."""
+    from studies.datasets.quality import ParticipantRecord
+
+    chosen = set(participant_pks)
+    population = []
+    for pk, pseudonym, status, consented, completed, device_key, recruitment in (
+        Participant.objects.filter(study=study)
+        .exclude(status=Participant.Status.WITHDRAWN)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "pseudonym",
+            "status",
+            "consented_at",
+            "completed_at",
+            "device_key",
+            "recruitment",
+        )
+        .iterator(chunk_size=2000)
+    ):
+        population.append(
+            ParticipantRecord(
+                key=pk,
+                label=pseudonym[:8],
+                order=pk,
+                completed=status == Participant.Status.COMPLETED,
+                total_seconds=_seconds_between(consented, completed),
+                device_key=device_key,
+                session_id=(recruitment or {}).get("session", ""),
+            )
+        )
+    item_questions = list(
+        Question.objects.filter(study=study, is_attention_check=False, block__isnull=True)
+        .order_by("order", "pk")
+        .values_list("pk", flat=True)
+    )
+    block_questions: dict[str, set[int]] = {}
+    for key, question_pk in Question.objects.filter(study=study, block__isnull=False).values_list(
+        "block__key", "pk"
+    ):
+        block_questions.setdefault(key, set()).add(question_pk)
+    answers: dict[int, dict[int, dict[int, int]]] = {}  # participant → position → question
+    attention: dict[int, list[tuple[int, bool]]] = {}
+    for participant_pk, position, kind, question_pk, value, correct in (
+        Rating.objects.filter(participant_id__in=chosen)
+        .values_list(
+            "participant_id",
+            "trial__position",
+            "trial__slot_item__kind",
+            "question_id",
+            "value",
+            "question__correct_value",
+        )
+        .iterator(chunk_size=5000)
+    ):
+        if kind == SlotItem.Kind.ATTENTION:
+            attention.setdefault(participant_pk, []).append((position, value == correct))
+        else:
+            answers.setdefault(participant_pk, {}).setdefault(position, {})[question_pk] = value
+    answered_items: dict[int, list[int]] = {}
+    for participant_pk, position in (
+        Trial.objects.filter(
+            participant_id__in=chosen,
+            answered_at__isnull=False,
+            slot_item__kind=SlotItem.Kind.STIMULUS,
+        )
+        .order_by("participant_id", "position")
+        .values_list("participant_id", "position")
+    ):
+        answered_items.setdefault(participant_pk, []).append(position)
+    block_answered: dict[int, set[int]] = {}
+    for participant_pk, question_pk in BlockAnswer.objects.filter(
+        participant_id__in=chosen
+    ).values_list("participant_id", "question_id"):
+        block_answered.setdefault(participant_pk, set()).add(question_pk)
+    blocks_done = dict(
+        Participant.objects.filter(pk__in=chosen).values_list("pk", "completed_blocks")
+    )
+    records = []
+    for light in population:
+        if light.key not in chosen:
+            continue
+        pages = answers.get(light.key, {})
+        items = tuple(
+            tuple(pages.get(position, {}).get(q) for q in item_questions)
+            for position in answered_items.get(light.key, [])
+        )
+        blank = sum(1 for item in items for value in item if value is None)
+        given = block_answered.get(light.key, set())
+        for block_key in blocks_done.get(light.key) or []:
+            blank += len(block_questions.get(block_key, set()) - given)
+        checks = sorted(attention.get(light.key, []))
+        records.append(
+            ParticipantRecord(
+                key=light.key,
+                label=light.label,
+                order=light.order,
+                completed=light.completed,
+                total_seconds=light.total_seconds,
+                attention=tuple(passed for _position, passed in checks),
+                items=items,
+                blank=blank,
+                device_key=light.device_key,
+                session_id=light.session_id,
+            )
+        )
+    return records, population
+
+
+def attention_results(participant: Participant) -> tuple[int, int]:
+    """How many attention checks the participant answered, and how many of them wrongly
+    (one query; the early screen-out's count on a failed check's submit)."""
+    counts = Rating.objects.filter(
+        participant=participant, question__is_attention_check=True
+    ).aggregate(
+        answered=Count("id"),
+        failed=Count("id", filter=~Q(value=F("question__correct_value"))),
+    )
+    return counts["answered"], counts["failed"]
+
+
+# --- The researcher's participants table and the quality numbers of the dashboard ----------
+
+# Filters of the participants table by flag: any rule, none, or one rule by name.
+FLAG_FILTERS = ("flagged", "not_flagged", "excluded", "undecided")
+
+
+def participants_table(study: Study, *, status: str = "", flag: str = ""):
+    """The study's participants for the researchers' table, newest first, filtered by status
+    and by flag ("flagged", "not_flagged", "excluded", "undecided" flagged ones, or a rule)."""
+    rows = Participant.objects.filter(study=study).select_related("slot").order_by("-pk")
+    if status:
+        rows = rows.filter(status=status)
+    return with_flag(rows, flag)
+
+
+def with_flag(rows, flag: str):
+    """Participants filtered by a flag filter (FLAG_FILTERS or a rule's name; "" keeps all)."""
+    if flag == "flagged":
+        rows = rows.exclude(flags=[])
+    elif flag == "not_flagged":
+        rows = rows.filter(flags=[])
+    elif flag == "excluded":
+        rows = rows.filter(excluded=True)
+    elif flag == "undecided":
+        rows = rows.exclude(flags=[]).filter(exclusion_decision=Participant.Exclusion.UNDECIDED)
+    elif flag:
+        rows = rows.filter(flags__contains=[{"rule": flag}])
+    return rows
+
+
+def quality_numbers(study: Study) -> dict:
+    """Flagged, excluded and kept participants, and how many each rule flagged."""
+    from studies.datasets.quality import RULE_LABELS, rule_counts
+
+    rows = Participant.objects.filter(study=study).exclude(status=Participant.Status.WITHDRAWN)
+    # Keys other than the fields' names: an aggregate may not shadow a field ("excluded").
+    counts = rows.aggregate(
+        n_screened=Count("pk", filter=Q(screened_at__isnull=False)),
+        n_flagged=Count("pk", filter=~Q(flags=[])),
+        n_excluded=Count("pk", filter=Q(excluded=True)),
+        n_excluded_completed=Count(
+            "pk", filter=Q(excluded=True, status=Participant.Status.COMPLETED)
+        ),
+        n_kept=Count("pk", filter=Q(exclusion_decision=Participant.Exclusion.KEPT)),
+        n_confirmed=Count("pk", filter=Q(exclusion_decision=Participant.Exclusion.EXCLUDED)),
+        n_undecided=Count(
+            "pk",
+            filter=~Q(flags=[]) & Q(exclusion_decision=Participant.Exclusion.UNDECIDED),
+        ),
+    )
+    counts = {key.removeprefix("n_"): value for key, value in counts.items()}
+    per_rule = rule_counts(rows.exclude(flags=[]).values_list("flags", flat=True))
+    return {
+        **counts,
+        "rules": [
+            {"rule": rule, "label": RULE_LABELS[rule], "count": n} for rule, n in per_rule.items()
+        ],
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -137,8 +138,19 @@ def _lock(participant: Participant) -> Participant:
     return participant
 
 
-def join_study(*, study: Study, external_id: str | None, recruitment: dict) -> Participant:
-    """Find or create the participant for a recruitment id; reopening a link never duplicates."""
+def join_study(
+    *,
+    study: Study,
+    external_id: str | None,
+    recruitment: dict,
+    device_key: str = "",
+    device_class: str = "",
+) -> Participant:
+    """Find or create the participant for a recruitment id; reopening a link never duplicates.
+
+    ``device_key`` and ``device_class`` (annotation.devices) are stored with a new participant,
+    in the same insert, for the duplicate check and the participants table.
+    """
     encrypted = ""
     if external_id:
         pseudonym = pseudonym_for(salt=study.pseudonym_salt, external_id=external_id)
@@ -155,6 +167,8 @@ def join_study(*, study: Study, external_id: str | None, recruitment: dict) -> P
                 pseudonym=pseudonym,
                 recruitment=recruitment,
                 recruitment_id_encrypted=encrypted,
+                device_key=device_key,
+                device_class=device_class,
             )
     except IntegrityError:
         # They exist (a reopened link, or two tabs racing to create them): use that row.
@@ -370,19 +384,57 @@ def record_answers(
     trial.ms_on_page = client_ms if client_ms is not None and client_ms >= 0 else server_ms
     trial.submission_id = submission_id
     participant.position = position + 1
-    finished = position >= selectors.item_count(participant) and not _after_blocks_pending(
-        participant
+    screen_out = _screen_out_flag(participant, item, questions, parsed.values)
+    finished = (
+        screen_out is None
+        and position >= selectors.item_count(participant)
+        and not _after_blocks_pending(participant)
     )
     if finished:
         _mark_finished(participant, now)
+    elif screen_out is not None:
+        participant.status = Participant.Status.SCREENED_OUT
+        participant.flags = [screen_out]
+        participant.screened_at = now
+        participant.excluded = _effective_exclusion(participant)
     _store_page(
         participant,
         trial,
         [(by_key[key].pk, value) for key, value in parsed.values.items()],
         now=now,
         finished=finished,
+        screened_out=screen_out is not None,
     )
     return RecordOutcome("stored", participant)
+
+
+def _screen_out_flag(
+    participant: Participant, item: SlotItem, questions: list[Question], values: dict[str, int]
+) -> dict | None:
+    """The attention-check flag that ends the participant now (the study's early screen-out),
+    else None. Costs one query, and only on a failed check of a study with screen-out on."""
+    if item.kind != SlotItem.Kind.ATTENTION:
+        return None
+    rules = participant.study.quality or {}
+    attention = rules.get("attention_checks") or {}
+    if not ((rules.get("screen_out") or {}).get("enabled") and attention.get("enabled")):
+        return None
+    check = questions[0]
+    value = values.get(check.key)
+    if value is None or value == check.correct_value:
+        return None
+    from studies.datasets.quality import ParticipantRecord, attention_flag
+    from studies.spec.model import AttentionRuleSpec
+
+    answered, failed = selectors.attention_results(participant)
+    answered, failed = answered + 1, failed + 1  # with this page's answer
+    record = ParticipantRecord(
+        key=participant.pk,
+        label="",
+        order=participant.pk,
+        attention=(False,) * failed + (True,) * (answered - failed),
+    )
+    return attention_flag(record, AttentionRuleSpec(**attention))
 
 
 def _store_page(
@@ -392,9 +444,11 @@ def _store_page(
     *,
     now: datetime,
     finished: bool,
+    screened_out: bool = False,
 ) -> None:
     """Write one answered page in one statement: its ratings, the trial's answer time and
-    submission id, the participant's progress and, on the last page, the used-up slot.
+    submission id, the participant's progress and, on the last page, the used-up slot
+    (screened out: the slot given back, the flag stored).
 
     The submit is the hottest write of a study; as separate ORM statements it costs four
     round trips and their query building, most of a submit's time on the server.
@@ -419,6 +473,16 @@ def _store_page(
         params += [Slot.Status.COMPLETED, participant.slot_id]
     progress = "position = %s, last_seen_at = %s, status = %s, completed_at = %s"
     params += [participant.position, now, participant.status, participant.completed_at]
+    if screened_out:
+        # The slot goes back, for someone else to take (like a timed-out participant's).
+        parts.append(
+            f"freed AS (UPDATE {tables[Slot]} SET status = %s, claimed_at = NULL"
+            " WHERE id = %s AND status = %s)"
+        )
+        params[-4:-4] = [Slot.Status.FREE, participant.slot_id, Slot.Status.CLAIMED]
+        progress += ", slot_id = NULL, flags = %s::jsonb, screened_at = %s, excluded = %s"
+        params += [json.dumps(participant.flags), participant.screened_at, participant.excluded]
+        participant.slot = None
     params.append(participant.pk)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -507,9 +571,15 @@ def release_expired_slots(*, now: datetime | None = None) -> int:
 
 
 @transaction.atomic
-def exclude_participant(*, participant: Participant, reason: str, actor=None) -> Participant:
+def exclude_participant(
+    *, participant: Participant, reason: str, actor=None, replace: bool = False
+) -> Participant:
     """Record a researcher's decision to exclude a participant from the data, beside their
-    status (a completed participant stays completed), with an audit row and the reason."""
+    status (a completed participant stays completed), with an audit row and the reason.
+
+    ``replace``: also add a replacement slot in the participant's cell (``add_replacement_slot``)
+    so the study still reaches its target; an exclusion already decided adds none.
+    """
     from studies.services import record_audit  # studies.services imports this module
 
     reason = (reason or "").strip()
@@ -518,6 +588,7 @@ def exclude_participant(*, participant: Participant, reason: str, actor=None) ->
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
     if participant.exclusion_decision == Participant.Exclusion.EXCLUDED:
         return participant
+    replacement = add_replacement_slot(participant=participant) if replace else None
     previous = participant.exclusion_decision or "undecided"
     participant.exclusion_decision = Participant.Exclusion.EXCLUDED
     participant.excluded = True
@@ -540,6 +611,8 @@ def exclude_participant(*, participant: Participant, reason: str, actor=None) ->
         status=participant.status,
         old=previous,
         reason=reason,
+        flags=[f.get("rule") for f in participant.flags or []],
+        replacement_slot=replacement.index if replacement else None,
     )
     return participant
 
@@ -743,3 +816,218 @@ def delete_study_records(*, study: Study) -> int:
     Participant.objects.filter(study=study).delete()
     Slot.objects.filter(study=study).delete()
     return participants
+
+
+# --- Quality screening and exclusion decisions (rules: studies.datasets.quality) -------------
+
+# Participants the rules look at: those who reached an end with answers to judge.
+SCREENED_STATUSES = (Participant.Status.COMPLETED, Participant.Status.SCREENED_OUT)
+# A sweep screens at most this many participants of one study, so one sweep stays short.
+SCREEN_BATCH = 2000
+
+
+def _effective_exclusion(participant: Participant) -> bool:
+    """Excluded when the flags say so, unless a researcher decided (their decision wins)."""
+    if participant.exclusion_decision == Participant.Exclusion.EXCLUDED:
+        return True
+    if participant.exclusion_decision == Participant.Exclusion.KEPT:
+        return False
+    return bool(participant.flags)
+
+
+@dataclass(frozen=True)
+class ScreeningOutcome:
+    screened: int
+    flagged: int
+    excluded: int  # effective exclusions among the screened, decisions included
+
+
+@transaction.atomic
+def screen_participants(
+    *,
+    study: Study,
+    participants: Sequence[Participant] | None = None,
+    actor=None,
+    now: datetime | None = None,
+) -> ScreeningOutcome:
+    """Apply the study's quality rules to finished participants and store flags, screened_at
+    and the effective ``excluded``.
+
+    ``participants`` None: every completed or screened-out participant of the study (what
+    "Run quality checks" does; the speeders' median is today's). A researcher's decision
+    is kept: it wins over the flags. One audit row per run that screened anyone.
+    """
+    from studies.datasets import quality
+    from studies.services import record_audit  # studies.services imports this module
+    from studies.spec.model import QualitySpec
+
+    now = now or timezone.now()
+    rules = QualitySpec.from_dict(study.quality)
+    rows = Participant.objects.filter(study=study, status__in=SCREENED_STATUSES)
+    if participants is not None:
+        rows = rows.filter(pk__in=[p.pk for p in participants])
+    locked = list(rows.select_for_update().order_by("pk"))
+    if not locked:
+        return ScreeningOutcome(0, 0, 0)
+    records, population = selectors.quality_records(study, [p.pk for p in locked])
+    flags = quality.screen(records, rules, population=population)
+    for participant in locked:
+        participant.flags = flags.get(participant.pk, [])
+        participant.screened_at = now
+        participant.excluded = _effective_exclusion(participant)
+    Participant.objects.bulk_update(locked, ["flags", "screened_at", "excluded"], batch_size=500)
+    outcome = ScreeningOutcome(
+        screened=len(locked),
+        flagged=sum(1 for p in locked if p.flags),
+        excluded=sum(1 for p in locked if p.excluded),
+    )
+    record_audit(
+        study=study,
+        action="quality_screened",
+        actor=actor,
+        screened=outcome.screened,
+        flagged=outcome.flagged,
+        excluded=outcome.excluded,
+        rules=quality.rule_counts(p.flags for p in locked),
+        scope="all finished" if participants is None else "selected",
+    )
+    return outcome
+
+
+def screen_finished_participants(*, now: datetime | None = None) -> int:
+    """The beat sweep: screen the participants who completed since the last sweep (never
+    screened), in every running study with a rule on; returns how many were screened.
+
+    Each participant is screened once, against the speeders' median of that moment;
+    "Run quality checks" (screen_participants without ``participants``) re-screens them all.
+    """
+    from studies.spec.model import QualitySpec
+
+    screened = 0
+    running = Study.objects.filter(
+        status__in=(Study.Status.LIVE, Study.Status.PAUSED, Study.Status.CLOSED)
+    ).exclude(quality={})
+    for study in running:
+        if not QualitySpec.from_dict(study.quality).any_enabled:
+            continue
+        pending = list(
+            Participant.objects.filter(
+                study=study, status=Participant.Status.COMPLETED, screened_at__isnull=True
+            )
+            .order_by("pk")
+            .only("pk")[:SCREEN_BATCH]
+        )
+        if pending:
+            screened += screen_participants(study=study, participants=pending, now=now).screened
+    return screened
+
+
+@transaction.atomic
+def keep_participant(*, participant: Participant, reason: str, actor=None) -> Participant:
+    """A researcher's decision to keep a (flagged) participant in the data: ``excluded`` is
+    False whatever the flags say, with the reason and an audit row."""
+    from studies.services import record_audit  # studies.services imports this module
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("give a reason for keeping this participant")
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    if participant.exclusion_decision == Participant.Exclusion.KEPT:
+        return participant
+    previous = participant.exclusion_decision or "undecided"
+    participant.exclusion_decision = Participant.Exclusion.KEPT
+    participant.excluded = False
+    participant.exclusion_reason = reason
+    participant.exclusion_decided_at = timezone.now()
+    participant.save(
+        update_fields=[
+            "exclusion_decision",
+            "excluded",
+            "exclusion_reason",
+            "exclusion_decided_at",
+            "last_seen_at",
+        ]
+    )
+    record_audit(
+        study=participant.study,
+        action="participant_kept",
+        actor=actor,
+        participant=participant.pseudonym,
+        status=participant.status,
+        old=previous,
+        reason=reason,
+        flags=[f.get("rule") for f in participant.flags or []],
+    )
+    return participant
+
+
+def add_replacement_slot(*, participant: Participant) -> Slot:
+    """A new free slot at the end of the study's slots, in the participant's cell, with a copy
+    of their slot's items, so an excluded participant's place is taken again.
+
+    Only for a running study and a participant who holds a used slot (a screened-out or
+    timed-out participant's slot went back already). Call inside a transaction.
+    """
+    study = Study.objects.select_for_update().get(pk=participant.study_id)
+    if study.status not in (Study.Status.LIVE, Study.Status.PAUSED):
+        raise ValueError(
+            f"the study is {study.status}: a replacement slot is only added while it runs "
+            "(live or paused)"
+        )
+    if participant.slot_id is None:
+        raise ValueError(
+            "this participant holds no slot (it was given back when they left): no replacement "
+            "is needed"
+        )
+    original = Slot.objects.get(pk=participant.slot_id)
+    last = Slot.objects.filter(study=study).order_by("-index").values_list("index", flat=True)
+    slot = Slot.objects.create(
+        study=study,
+        index=(last.first() or 0) + 1,
+        cell=original.cell,
+        is_pilot=original.is_pilot,
+    )
+    SlotItem.objects.bulk_create(
+        [
+            SlotItem(
+                slot=slot,
+                position=item.position,
+                kind=item.kind,
+                levels=item.levels,
+                response_type=item.response_type,
+                motivation=item.motivation,
+                query_id=item.query_id,
+                category=item.category,
+                attention_check_id=item.attention_check_id,
+            )
+            for item in SlotItem.objects.filter(slot=original).order_by("position")
+        ]
+    )
+    return slot
+
+
+def confirm_flagged(*, study: Study, reason: str, actor=None, replace: bool = False) -> int:
+    """Confirm the exclusion of every flagged participant without a decision; returns how many.
+
+    With ``replace`` each one holding a used slot gets a replacement slot.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("give a reason for the exclusions")
+    undecided = (
+        Participant.objects.filter(study=study, exclusion_decision=Participant.Exclusion.UNDECIDED)
+        .exclude(flags=[])
+        .exclude(status=Participant.Status.WITHDRAWN)
+        .order_by("pk")
+    )
+    confirmed = 0
+    with transaction.atomic():
+        for participant in undecided:
+            exclude_participant(
+                participant=participant,
+                reason=reason,
+                actor=actor,
+                replace=replace and participant.status == Participant.Status.COMPLETED,
+            )
+            confirmed += 1
+    return confirmed

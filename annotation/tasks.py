@@ -13,3 +13,9 @@ def release_expired_slots() -> int:
 @shared_task(acks_late=True)
 def erase_expired_recruitment_ids() -> int:
     return services.erase_expired_recruitment_ids()
+
+
+@shared_task(acks_late=True)
+def screen_finished_participants() -> int:
+    """Quality rules on the participants who finished since the last sweep."""
+    return services.screen_finished_participants()

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from annotation import arrivals, browser, selectors, services
+from annotation import arrivals, browser, devices, selectors, services
 from annotation.answers import DEFAULT_MAX_LENGTH
 from annotation.errors import (
     AnswersInvalid,
@@ -118,8 +118,13 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
             return response
         if not selectors.has_free_slot(study):
             return _full(request, study)
+        user_agent = request.META.get("HTTP_USER_AGENT", "")
         participant = services.join_study(
-            study=study, external_id=link.participant_id or None, recruitment=link.values
+            study=study,
+            external_id=link.participant_id or None,
+            recruitment=link.values,
+            device_key=devices.device_key(user_agent, arrivals.client_address(request)),
+            device_class=devices.device_class(user_agent),
         )
     response = _page_for(participant)
     response.status_code = 302

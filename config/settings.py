@@ -1,5 +1,6 @@
 """Django settings for RefusalLab, read from environment variables (12-factor)."""
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -233,6 +234,12 @@ ARRIVALS_PER_STUDY = os.environ.get("ARRIVALS_PER_STUDY", "1200/60")
 # Behind N reverse proxies that append to X-Forwarded-For, the client is the Nth address from
 # the end; 0 (default) trusts only REMOTE_ADDR.
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+# The key of the participants' device hashes (annotation.devices, the duplicate check): its
+# own secret, or one derived from SECRET_KEY so that a leaked hash says nothing about either.
+DEVICE_KEY_SECRET = (
+    os.environ.get("DEVICE_KEY_SECRET", "")
+    or hashlib.sha256(f"refusallab-device-key:{SECRET_KEY}".encode()).hexdigest()
+)
 ARRIVAL_LIMIT_CACHE = "arrivals"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -382,6 +389,11 @@ ANALYSIS_REFRESH_MINUTES = int(os.environ.get("ANALYSIS_REFRESH_MINUTES", "10"))
 CELERY_BEAT_SCHEDULE = {
     "release-expired-slots": {
         "task": "annotation.tasks.release_expired_slots",
+        "schedule": 60.0,
+    },
+    # Quality rules run on participants about a minute after they finish (never in their request).
+    "screen-finished-participants": {
+        "task": "annotation.tasks.screen_finished_participants",
         "schedule": 60.0,
     },
     "refresh-live-analyses": {

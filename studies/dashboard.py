@@ -16,6 +16,7 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from annotation.models import Participant, Rating, Slot, Trial
+from annotation.selectors import quality_numbers
 from studies.models import Study
 
 P = Participant.Status
@@ -302,6 +303,8 @@ def dashboard_numbers(study: Study) -> dict:
         "time_per_item": _time_per_item(study),
         "attention": _attention(study),
         "pilot_vs_full": _pilot_vs_full(study),
+        # Quality flags and exclusion decisions (studies.datasets.quality, the participants page).
+        "quality": quality_numbers(study),
     }
 
 

@@ -9,6 +9,7 @@ from studies.views import generation as views
 from studies.views import lifecycle as lifecycle_views
 from studies.views import members as member_views
 from studies.views import models as model_views
+from studies.views import participants as participant_views
 from studies.views import payments as payment_views
 from studies.views import preview as preview_views
 from studies.views import results as results_views
@@ -60,6 +61,28 @@ urlpatterns = [
         for key in lifecycle_views.ACTIONS
     ),
     path("studies/<slug:slug>/audit/", study_views.audit_log, name="audit"),
+    # participants and quality screening
+    path(
+        "studies/<slug:slug>/participants/",
+        participant_views.participant_list,
+        name="participants",
+    ),
+    path(
+        "studies/<slug:slug>/participants/quality-checks/",
+        participant_views.run_quality_checks,
+        name="participants-screen",
+    ),
+    path(
+        "studies/<slug:slug>/participants/confirm-flagged/",
+        participant_views.confirm_flagged,
+        name="participants-confirm-flagged",
+    ),
+    path(
+        "studies/<slug:slug>/participants/<int:pk>/decide/",
+        participant_views.decide,
+        name="participant-decide",
+    ),
+    # end participants and quality screening
     path(
         "studies/<slug:slug>/dashboard.json", dashboard_views.dashboard_json, name="dashboard-json"
     ),

@@ -3,7 +3,17 @@
 from django.urls import path
 
 from studies.api import exports as export_api
-from studies.api import generation, lifecycle, members, models, results, review, studies, tokens
+from studies.api import (
+    generation,
+    lifecycle,
+    members,
+    models,
+    participants,
+    results,
+    review,
+    studies,
+    tokens,
+)
 
 S = "studies/<slug:slug>/"
 
@@ -38,6 +48,22 @@ urlpatterns = [
     path(S + "members/<str:username>/", members.MemberDetailView.as_view(), name="api-member"),
     # What the study yields
     path(S + "dashboard/", results.DashboardView.as_view(), name="api-study-dashboard"),
+    # Participants, quality flags and exclusion decisions
+    path(
+        S + "participants/",
+        participants.ParticipantListView.as_view(),
+        name="api-study-participants",
+    ),
+    path(
+        S + "participants/<int:pk>/decision/",
+        participants.DecisionView.as_view(),
+        name="api-participant-decision",
+    ),
+    path(
+        S + "quality-checks/",
+        participants.QualityChecksView.as_view(),
+        name="api-study-quality-checks",
+    ),
     path(S + "analysis/", results.AnalysisView.as_view(), name="api-study-analysis"),
     # Exports
     path(S + "exports/", export_api.ExportListView.as_view(), name="api-exports"),

@@ -224,6 +224,102 @@ class RecruitmentForm(forms.Form):
         }
 
 
+# The quality section's rules and their thresholds, as (rule, field) → form field name.
+QUALITY_THRESHOLDS: dict[str, tuple[str, ...]] = {
+    "attention_checks": ("min_failed",),
+    "speeders": ("min_seconds", "min_fraction_of_median"),
+    "straight_lining": ("min_items",),
+    "duplicates": (),
+    "blank_items": ("max_blank",),
+    "screen_out": ("code", "url"),
+}
+
+
+def quality_field(rule: str, name: str) -> str:
+    return f"{rule}_{name}"
+
+
+class QualityForm(forms.Form):
+    """Each quality rule: on or off, and its threshold (checked by the spec validator)."""
+
+    attention_checks_enabled = forms.BooleanField(
+        required=False, label="Flag failed attention checks"
+    )
+    attention_checks_min_failed = forms.IntegerField(
+        required=False,
+        label="…at this many failed checks or more",
+        help_text="At most the number of attention checks. Empty: 1.",
+    )
+    speeders_enabled = forms.BooleanField(required=False, label="Flag speeders")
+    speeders_min_seconds = forms.IntegerField(
+        required=False,
+        label="…who finish in under this many seconds",
+        help_text="Consent to the last page. 0 or empty: this part is off.",
+    )
+    speeders_min_fraction_of_median = forms.FloatField(
+        required=False,
+        label="…or in under this fraction of the median time",
+        help_text="From 0 to below 1, e.g. 0.3: under 0.3 × the median of the completed "
+        "participants. 0: off. Empty: 0.3.",
+    )
+    straight_lining_enabled = forms.BooleanField(required=False, label="Flag straight-lining")
+    straight_lining_min_items = forms.IntegerField(
+        required=False,
+        label="…one answer to every question of this many consecutive items",
+        help_text="At least 2. Empty: 4.",
+    )
+    duplicates_enabled = forms.BooleanField(
+        required=False,
+        label="Flag duplicate participants",
+        help_text="The same device (a keyed hash of the browser and its network, made on the "
+        "server) or the same recruitment session id as an earlier participant.",
+    )
+    blank_items_enabled = forms.BooleanField(required=False, label="Flag questions left blank")
+    blank_items_max_blank = forms.IntegerField(
+        required=False,
+        label="…when more than this many are left blank",
+        help_text="Optional questions under the items and in the blocks. Empty: 3.",
+    )
+    screen_out_enabled = forms.BooleanField(
+        required=False,
+        label="Screen out early",
+        help_text="End a participant at once when they reach the failed-attention-check "
+        "threshold above (which must be on), with a code of its own.",
+    )
+    screen_out_code = forms.CharField(
+        required=False, max_length=64, label="Screen-out code", help_text="Not the completion code."
+    )
+    screen_out_url = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Screen-out URL",
+        help_text="Where screened-out participants are sent (optional).",
+    )
+
+    @classmethod
+    def initial_for(cls, quality: dict) -> dict:
+        initial = {}
+        for rule, names in QUALITY_THRESHOLDS.items():
+            values = quality.get(rule) or {}
+            initial[quality_field(rule, "enabled")] = bool(values.get("enabled"))
+            for name in names:
+                initial[quality_field(rule, name)] = values.get(name)
+        return initial
+
+    def changes(self) -> dict:
+        d = self.cleaned_data
+        quality: dict[str, dict] = {}
+        for rule, names in QUALITY_THRESHOLDS.items():
+            values: dict = {"enabled": d[quality_field(rule, "enabled")]}
+            for name in names:
+                value = d[quality_field(rule, name)]
+                # An empty box means the spec's default, as a missing field in a file.
+                if value is not None and value != "":
+                    values[name] = value.strip() if isinstance(value, str) else value
+            quality[rule] = values
+        return {"quality": quality}
+
+
 class AnalysisForm(forms.Form):
     reference_level = forms.ChoiceField(
         choices=RESPONSE_TYPE_CHOICES, help_text="Every effect is relative to this response type."

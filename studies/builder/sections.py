@@ -37,6 +37,7 @@ SECTION_OF_KEY: dict[str, str] = {
     "retention_days": "recruitment",
     "completion": "recruitment",
     "analysis": "analysis",
+    "quality": "quality",
     "blocks": "blocks",
 }
 
@@ -265,6 +266,26 @@ class AnalysisSection(Section):
         return self.composites.place("analysis.composites", path, message)
 
 
+class QualitySection(FormSection):
+    """The quality-screening rules: each on or off, with its threshold."""
+
+    key = "quality"
+    title = "Quality screening"
+    form_class = bf.QualityForm
+
+    def initial(self) -> dict:
+        return bf.QualityForm.initial_for(self.spec.get("quality") or {})
+
+    def place(self, path: str, message: str) -> bool:
+        # quality.<rule>.<field> → "<rule>_<field>"; quality.<rule> → its on/off box.
+        parts = path.split(".")
+        if parts[0] != "quality" or len(parts) < 2:
+            return False
+        field = bf.quality_field(parts[1], parts[2] if len(parts) > 2 else "enabled")
+        add_error(self.form, field, message)
+        return True
+
+
 class DesignSection(Section):
     """Factors and the response rule on one page: changing one often needs the other."""
 
@@ -481,5 +502,6 @@ SECTIONS: dict[str, type[Section]] = {
         AttentionSection,
         RecruitmentSection,
         AnalysisSection,
+        QualitySection,
     )
 }

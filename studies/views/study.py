@@ -51,6 +51,7 @@ def _links(study: Study, can_edit: bool, can_see_ids: bool = False) -> list[dict
         ("Preview as a participant", "preview/", can_edit),
         ("Results and statistics", "results/", True),
         ("Exports and replication package", "exports/", True),
+        ("Participants and quality flags", "participants/", True),
         ("Members", "members/", True),
         ("Audit log", "audit/", True),
         ("Approve, reject and bonus lists", "payments/", can_see_ids),

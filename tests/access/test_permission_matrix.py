@@ -83,6 +83,15 @@ def _block(world: World) -> dict:
     return {"slug": world.study.slug, "key": world.study.blocks.first().key}
 
 
+def _participant(world: World) -> dict:
+    from annotation.models import Participant
+
+    participant, _ = Participant.objects.get_or_create(
+        study=world.study, pseudonym="matrix-participant"
+    )
+    return {"slug": world.study.slug, "pk": participant.pk}
+
+
 def _export(world: World) -> dict:
     """A finished export of the world's study, its file on disk (no recruitment ids)."""
     from datetime import timedelta
@@ -184,6 +193,14 @@ ROUTES: dict[str, Rule] = {
     "studies:api-exports": Rule(Action.VIEW, ("GET", "POST"), _slug),
     "studies:api-export": Rule(Action.VIEW, kwargs=_export),
     "studies:api-export-download": Rule(Action.VIEW, kwargs=_export),
+    # participants and quality screening
+    "studies:participants": Rule(Action.VIEW, kwargs=_slug),
+    "studies:participants-screen": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:participants-confirm-flagged": Rule(Action.EDIT, ("POST",), _slug),
+    "studies:participant-decide": Rule(Action.EDIT, ("POST",), _participant),
+    "studies:api-study-participants": Rule(Action.VIEW, kwargs=_slug),
+    "studies:api-participant-decision": Rule(Action.EDIT, ("POST",), _participant),
+    "studies:api-study-quality-checks": Rule(Action.EDIT, ("POST",), _slug),
     "studies:dashboard-json": Rule(Action.VIEW, kwargs=_slug),
     "studies:preview": Rule(Action.EDIT, ("GET", "POST"), _slug),
     "studies:preview-page": Rule(Action.EDIT, ("GET", "POST"), _slug),
