@@ -211,6 +211,16 @@ def write_manifest(folder: Path, files: list[str]) -> None:
     (folder / MANIFEST).write_text("".join(lines), encoding="utf-8")
 
 
+class _Tally:
+    """Rows counted now, reported once the table is written."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def __call__(self, rows: int) -> None:
+        self.rows += rows
+
+
 def build_export(
     study: Study,
     folder: Path,
@@ -243,8 +253,14 @@ def build_export(
         counts = {path: _count(pg, table) for path, table, _ in written}
         if on_total is not None:
             on_total(sum(counts.values()))
+        # Reading through Django's own connection (a caller's transaction), a COPY holds it:
+        # progress is then written once each table is done.
+        shared = pg is not None and pg is getattr(connection, "connection", None)
         for path, table, file_format in written:
-            _write(pg, table, folder / path, file_format, progress)
+            deferred = _Tally() if shared and progress is not None else None
+            _write(pg, table, folder / path, file_format, deferred or progress)
+            if deferred is not None:
+                progress(deferred.rows)
             built.files.append(path)
             built.rows[path] = counts[path]
     codebook = export_codebook(

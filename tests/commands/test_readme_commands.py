@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from io import StringIO
 from pathlib import Path
 
@@ -91,6 +92,7 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             },
             "generate_responses": {"SLUG": draft.slug, "NAME": "loopback", "N": "1"},
             "export_ratings": {"SLUG": "refusal-perception"},
+            "export_study": {"SLUG": "refusal-perception"},
             "create_researcher": {
                 "USER": "grace",
                 "E": "grace@example.org",
@@ -106,6 +108,7 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "register_model": "loopback: openai on queue default",
             "generate_responses": "done",
             "export_ratings": "",
+            "export_study": "replication package of refusal-perception written to export.zip",
             "create_researcher": "https://lab.example.org/accounts/",
         }
         ran = set()
@@ -127,6 +130,9 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
     grace = users.get(username="grace")
     assert not grace.is_staff and not grace.has_usable_password()
     assert (tmp_path / "ratings.csv").exists()
+    with zipfile.ZipFile(tmp_path / "export.zip") as archive:
+        names = archive.namelist()
+    assert "refusal-perception-replication-package/MANIFEST.sha256" in names
 
 
 def test_create_researcher_prints_a_working_one_time_link(client):

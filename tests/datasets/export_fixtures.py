@@ -15,11 +15,17 @@ from tests.annotation.block_fixtures import GOOD_AFTER, GOOD_BEFORE, add_blocks,
 RAW_IDS = ("PID-SECRET-1", "PID-SECRET-2", "PID-SECRET-3", "PID-SECRET-4", "PID-SECRET-5")
 
 
-def recorded_study(make_study):
+def recorded_study(make_study, target: int = 5, simulated: int = 0):
     """Participants through the pages (recruitment study and session ids in the link): three
     completed, one of them then excluded by a researcher's decision; one still before the last
-    block; one declined. Every raw id is stored encrypted, as the entry page stores it."""
-    study = make_study(target_participants=5)
+    block; one declined. Every raw id is stored encrypted, as the entry page stores it.
+    ``simulated`` more complete the items through the participant services first (before the
+    questionnaire blocks exist), for an analysis with something to estimate."""
+    study = make_study(target_participants=target)
+    if simulated:
+        from tests.analysis.test_platform_simulation import simulate_participants
+
+        simulate_participants(study, simulated, seed=5, first=100)
     add_blocks(study)
     for pid in RAW_IDS[:3]:
         take_part(Client(), study, pid, before=GOOD_BEFORE, after=GOOD_AFTER)
