@@ -78,6 +78,14 @@ def compute_analysis(result_id: int) -> str:
     return analysis_jobs.compute(result_id).status
 
 
+@shared_task(acks_late=True, autoretry_for=(DatabaseError,), retry_backoff=True, max_retries=3)
+def compute_power_analysis(power_id: int) -> str:
+    """Simulate a study's planned design (power planning); progress lands in its row."""
+    from studies import power_jobs
+
+    return power_jobs.compute(power_id).status
+
+
 @shared_task(acks_late=True)
 def refresh_live_analyses() -> int:
     """Beat: fail analyses no worker finished, then recompute live studies with new ratings."""

@@ -11,6 +11,7 @@ from studies.views import members as member_views
 from studies.views import models as model_views
 from studies.views import participants as participant_views
 from studies.views import payments as payment_views
+from studies.views import power as power_views
 from studies.views import preview as preview_views
 from studies.views import results as results_views
 from studies.views import review as review_views
@@ -148,6 +149,15 @@ urlpatterns = [
         results_views.download_codebook_json,
         name="results-codebook-json",
     ),
+    # power planning
+    path("studies/<slug:slug>/power/", power_views.power_page, name="power"),
+    path("studies/<slug:slug>/power/<int:pk>/", power_views.power_run, name="power-run"),
+    path(
+        "studies/<slug:slug>/power/<int:pk>/power.csv",
+        power_views.power_csv_download,
+        name="power-csv",
+    ),
+    # end power planning
     # exports
     path("studies/<slug:slug>/exports/", export_views.export_list, name="exports"),
     path(

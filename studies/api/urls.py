@@ -14,6 +14,7 @@ from studies.api import (
     studies,
     tokens,
 )
+from studies.api import power as power_api
 
 S = "studies/<slug:slug>/"
 
@@ -65,6 +66,16 @@ urlpatterns = [
         name="api-study-quality-checks",
     ),
     path(S + "analysis/", results.AnalysisView.as_view(), name="api-study-analysis"),
+    path(
+        S + "power-analyses/",
+        power_api.PowerAnalysisListView.as_view(),
+        name="api-study-power-analyses",
+    ),
+    path(
+        S + "power-analyses/<int:pk>/",
+        power_api.PowerAnalysisDetailView.as_view(),
+        name="api-study-power-analysis",
+    ),
     # Exports
     path(S + "exports/", export_api.ExportListView.as_view(), name="api-exports"),
     path(S + "exports/<int:pk>/", export_api.ExportDetailView.as_view(), name="api-export"),

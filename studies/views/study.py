@@ -50,6 +50,7 @@ def _links(study: Study, can_edit: bool, can_see_ids: bool = False) -> list[dict
         ("Review texts", "review/", True),
         ("Preview as a participant", "preview/", can_edit),
         ("Results and statistics", "results/", True),
+        ("Power planning", "power/", True),
         ("Exports and replication package", "exports/", True),
         ("Participants and quality flags", "participants/", True),
         ("Members", "members/", True),

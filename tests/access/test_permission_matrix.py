@@ -120,6 +120,18 @@ def _variant(world: World) -> dict:
     return {"slug": world.study.slug, "pk": world.variant.pk}
 
 
+def _power(world: World) -> dict:
+    """A finished (empty) power analysis of the world's study."""
+    from studies.models import PowerAnalysis
+
+    power = PowerAnalysis.objects.filter(study=world.study).first()
+    if power is None:
+        power = PowerAnalysis.objects.create(
+            study=world.study, status="done", params={"assumptions": {}, "settings": {}}
+        )
+    return {"slug": world.study.slug, "pk": power.pk}
+
+
 def _results(name_key: str | None = None, name: str | None = None) -> Callable[[World], dict]:
     def kwargs(world: World) -> dict:
         values = {"slug": world.study.slug, "include": "completed"}
@@ -260,6 +272,14 @@ ROUTES: dict[str, Rule] = {
     "studies:api-member": Rule(Action.MANAGE, ("PATCH", "DELETE"), _member),
     "studies:api-study-dashboard": Rule(Action.VIEW, kwargs=_slug),
     "studies:api-study-analysis": Rule(Action.VIEW, ("GET", "POST"), _slug),
+    # power planning: viewers see the runs, editors start them
+    "studies:power": Rule(Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT),
+    "studies:power-run": Rule(Action.VIEW, kwargs=_power),
+    "studies:power-csv": Rule(Action.VIEW, kwargs=_power),
+    "studies:api-study-power-analyses": Rule(
+        Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT
+    ),
+    "studies:api-study-power-analysis": Rule(Action.VIEW, kwargs=_power),
     "studies:api-study-jobs": Rule(Action.VIEW, ("GET",), _slug),
     "studies:api-job": Rule(Action.VIEW, kwargs=lambda w: {"pk": w.job.pk}),
     "studies:api-job-cancel": Rule(Action.EDIT, ("POST",), lambda w: {"pk": w.job.pk}),
