@@ -55,6 +55,8 @@ EVERY_KIND = {
     "attention",
     "done",
     "ended",
+    "withdraw",
+    "withdrawn",
     "no_session",
     "needs_link",
     "open_elsewhere",
@@ -155,6 +157,17 @@ def test_every_participant_page_kind_is_accessible(
     )
     late.reload()
     check(late, "ended", "This session has ended")
+
+    # Withdrawing from the instructions page, by its link, asking for the answers' deletion.
+    leaver = new_context(browser, viewport).new_page()
+    leaver.goto(link(base, study.slug, "leaver"))
+    click(leaver, "I agree to take part")
+    with leaver.expect_navigation():
+        leaver.get_by_role("link", name="Withdraw from this study").click()
+    check(leaver, "withdraw", "Withdraw from this study")
+    leaver.get_by_label("Also delete my answers").check()
+    click(leaver, "Withdraw")
+    check(leaver, "withdrawn", "You have withdrawn from this study")
 
     stranger = new_context(browser, viewport).new_page()
     stranger.goto(f"{base}/s/{study.slug}/consent/")

@@ -93,6 +93,7 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "generate_responses": {"SLUG": draft.slug, "NAME": "loopback", "N": "1"},
             "export_ratings": {"SLUG": "refusal-perception"},
             "export_study": {"SLUG": "refusal-perception"},
+            "rotate_recruitment_keys": {"N": "100"},
             "create_researcher": {
                 "USER": "grace",
                 "E": "grace@example.org",
@@ -110,6 +111,7 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "export_ratings": "",
             "export_study": "replication package of refusal-perception written to export.zip",
             "create_researcher": "https://lab.example.org/accounts/",
+            "rotate_recruitment_keys": "recruitment ids re-encrypted with the first key",
         }
         ran = set()
         for line in documented_commands():
