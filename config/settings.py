@@ -133,13 +133,21 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     "config.static_finders.PlotlyFinder",
 ]
+# Static files are served the production way in every mode, DEBUG (the demo) included: collected
+# by collectstatic, gzip-compressed, hashed names cached for a year (immutable), the rest for a
+# minute. STATIC_LIVE=1 is for editing them: served as they are from static/ and the packages
+# (no collect, no hashes, no cache). Never for the demo or production.
+STATIC_LIVE = env_bool("STATIC_LIVE", False)
+WHITENOISE_AUTOREFRESH = STATIC_LIVE
+WHITENOISE_USE_FINDERS = STATIC_LIVE
+WHITENOISE_MAX_AGE = 0 if STATIC_LIVE else 60
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if STATIC_LIVE
+            else "config.static_storage.HashedStaticStorage"
         )
     },
 }
@@ -384,8 +392,11 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # bench/participant_load.py's floor page (/bench/floor/): mounted only when this is on.
 BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
 
-# A live study's results are recomputed at most this often, and only after new ratings.
-ANALYSIS_REFRESH_MINUTES = int(os.environ.get("ANALYSIS_REFRESH_MINUTES", "10"))
+# A live study's results are recomputed by the beat sweep (every 30 s) once participants have
+# completed since the last computation was requested, so a completion is in the results within
+# a minute; this spaces two automatic computations of one study (0: no spacing beyond one open
+# computation at a time).
+ANALYSIS_REFRESH_MINUTES = int(os.environ.get("ANALYSIS_REFRESH_MINUTES", "0"))
 CELERY_BEAT_SCHEDULE = {
     "release-expired-slots": {
         "task": "annotation.tasks.release_expired_slots",
@@ -398,7 +409,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "refresh-live-analyses": {
         "task": "studies.tasks.refresh_live_analyses",
-        "schedule": 60.0,
+        "schedule": 30.0,
     },
     "fail-unstarted-generation-jobs": {
         "task": "studies.tasks.fail_unstarted_generation_jobs",

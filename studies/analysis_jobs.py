@@ -143,26 +143,56 @@ def latest_result(study: Study, inclusion: str) -> AnalysisResult | None:
     )
 
 
-def is_stale(study: Study, result: AnalysisResult | None) -> bool:
-    """True when there are ratings the result has not seen (any at all, without a result)."""
-    from annotation.models import Rating
+def completed_since(study: Study, since: datetime | None) -> int:
+    """Participants who completed the study after ``since`` (all of them when None); withdrawn
+    ones never count. One indexed COUNT: the results page runs it on every view."""
+    participants = annotation_selectors.counted_participants(study, "completed")
+    if since is not None:
+        participants = participants.filter(completed_at__gt=since)
+    return participants.count()
 
-    ratings = Rating.objects.filter(participant__study=study)
-    if result is not None:
-        ratings = ratings.filter(created_at__gt=result.requested_at)
-    return ratings.exists()
+
+def is_stale(study: Study, result: AnalysisResult | None) -> bool:
+    """True when participants completed after the result was requested (any, without one).
+
+    Requested, not finished: the worker reads the ratings after the request, so a completion
+    in between may already be in; counting it again costs one more computation, never a
+    missed participant.
+    """
+    return completed_since(study, result.requested_at if result is not None else None) > 0
+
+
+def freshness(study: Study, result: AnalysisResult | None) -> dict:
+    """How fresh the shown analysis is: its participants, when it was computed, and how many
+    participants completed since it was requested (read now, from the database)."""
+    meta = (result.report or {}).get("meta") or {} if result is not None else {}
+    return {
+        "n_participants": meta.get("n_participants"),
+        "computed_at": (result.finished_at or result.requested_at) if result is not None else None,
+        "completed_since": completed_since(
+            study, result.requested_at if result is not None else None
+        ),
+    }
+
+
+# Studies whose participants can still complete: a paused study lets those already in finish.
+REFRESHED_STATUSES = (Study.Status.LIVE, Study.Status.PAUSED)
 
 
 def refresh_live_studies(now=None) -> int:
-    """Recompute live studies with new ratings, at most every ANALYSIS_REFRESH_MINUTES.
+    """Recompute studies where participants completed since their latest result was requested.
 
-    Stuck results are failed first, so a lost task never keeps a study from refreshing.
+    Runs in the beat sweep (CELERY_BEAT_SCHEDULE, every 30 s), never in a participant's
+    request, so a completion is in the results within a minute: unless a computation is
+    already open, or one was requested less than ANALYSIS_REFRESH_MINUTES ago (0 by default;
+    raise it to spare a worker on a study with completions every minute). Stuck results are
+    failed first, so a lost task never keeps a study from refreshing.
     """
     now = now or timezone.now()
     fail_stuck_results(now)
     every = timedelta(minutes=settings.ANALYSIS_REFRESH_MINUTES)
     queued = 0
-    for study in Study.objects.filter(status=Study.Status.LIVE):
+    for study in Study.objects.filter(status__in=REFRESHED_STATUSES):
         latest = (
             AnalysisResult.objects.filter(study=study, inclusion=DEFAULT_INCLUSION)
             .order_by("-requested_at")

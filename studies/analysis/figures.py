@@ -16,6 +16,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from studies.analysis import claims
 from studies.domain import RESPONSE_TYPE_LABELS, RESPONSE_TYPES
 
 # Okabe–Ito: distinguishable under the common colour-vision deficiencies and in greyscale
@@ -137,6 +138,34 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def scale_points(report: dict) -> int:
+    """The top of the rating scale (1..points): the report's own, else the largest rating seen."""
+    meta = report.get("meta") or {}
+    points = _num(meta.get("scale_points"))
+    if points is None:
+        seen = [_num(r.get("value")) for r in report.get("distributions") or []]
+        points = max([v for v in seen if v is not None] or [7.0])
+    return max(2, int(points))
+
+
+# Means sit on the scale, 1..points: the axis shows the whole scale and a little more, never a
+# range stretched by a wide interval (three participants once gave an axis from -20 to 40).
+SCALE_PADDING = 0.3
+
+
+def scale_range(points: int) -> list[float]:
+    """A value axis for means on a 1..points scale."""
+    return [1 - SCALE_PADDING, points + SCALE_PADDING]
+
+
+def difference_range(values: list[float | None], points: int) -> list[float]:
+    """A symmetric axis around 0 for differences of means: wide enough for the estimates and
+    their intervals, never wider than the largest possible difference (points - 1)."""
+    seen = [abs(v) for v in values if v is not None]
+    half = min(points - 1, max(0.5, 1.15 * max(seen, default=0.0)))
+    return [-half, half]
+
+
 def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
     cols = max(1, min(max_cols, n))
     return math.ceil(n / cols), cols
@@ -231,6 +260,12 @@ def coefficient_plot(report: dict) -> go.Figure:
     types = _ordered(
         [c.get("response_type") for m in measures for c in by_measure[m]], RESPONSE_TYPES
     )
+    bounds = [
+        _num(c.get(k))
+        for m in measures
+        for c in by_measure[m]
+        for k in ("estimate", "ci_low", "ci_high")
+    ]
     rows, cols = _grid(len(measures))
     fig = make_subplots(
         rows=rows,
@@ -304,7 +339,9 @@ def coefficient_plot(report: dict) -> go.Figure:
         # Reversed (first type on top) with room above the top row for its stars.
         range=[len(types) - 0.5, -0.8],
     )
-    fig.update_xaxes(zeroline=False)
+    fig.update_xaxes(
+        zeroline=False, range=difference_range(bounds, scale_points(report)), autorange=False
+    )
     ref_label = response_type_label(reference) if reference else "the reference"
     for col in range(1, cols + 1):
         fig.update_xaxes(title_text=f"Difference from {ref_label}", row=rows, col=col)
@@ -423,6 +460,7 @@ def interaction_plot(report: dict, measure: str | None = None) -> go.Figure:
         range=[len(types) - 0.5, -0.5],
         zeroline=False,
     )
+    fig.update_xaxes(range=scale_range(scale_points(report)), autorange=False)
     for col in range(1, cols + 1):
         fig.update_xaxes(title_text="Mean rating", row=n_rows, col=col)
     height = 150 + n_rows * (70 + 42 * len(types))
@@ -438,14 +476,18 @@ def gap_reduction_plot(report: dict) -> go.Figure:
     ref_label = response_type_label(meta.get("reference_level") or "full_compliance")
     base_label = response_type_label(meta.get("baseline_level") or "direct_refusal")
     title = f"How much of the gap between {base_label.lower()} and {ref_label.lower()} is closed"
+    n_all = claims.report_participants(report)
+    # Only the shares the intervals support (claims.gap_status); the table has every row.
     rows = [
         r
         for r in report.get("gap_reduction") or []
-        if isinstance(r, dict) and _num(r.get("reduction")) is not None
+        if isinstance(r, dict) and claims.gap_status(r, n_all) == claims.REPORTED
     ]
     measures = _measures(report, rows)
     if not measures:
-        return empty_figure(title, "No gap reductions (the gap may be zero or not estimable)")
+        return empty_figure(
+            title, "No share of the gap can be reported yet (see the headline findings)"
+        )
     types = _ordered([r.get("response_type") for r in rows], RESPONSE_TYPES)
     labels = [humanise(m) for m in measures]
     fig = go.Figure()
@@ -484,7 +526,15 @@ def gap_reduction_plot(report: dict) -> go.Figure:
     fig.add_vline(x=0, line={"color": TEXT_COLOUR, "width": 1})
     fig.add_vline(x=1, line={"color": MUTED_COLOUR, "width": 1, "dash": "dot"})
     fig.update_layout(barmode="group", bargap=0.25)
-    fig.update_xaxes(tickformat=".0%", title_text=f"Share of the gap closed (100% = {ref_label})")
+    ends = [_num(r.get(k)) for r in rows for k in ("reduction", "ci_low", "ci_high")]
+    ends = [v for v in ends if v is not None]
+    low, high = claims.PLAUSIBLE_REDUCTION
+    fig.update_xaxes(
+        tickformat=".0%",
+        title_text=f"Share of the gap closed (100% = {ref_label})",
+        range=[max(low, min([-0.25, *ends]) - 0.1), min(high, max([1.25, *ends]) + 0.1)],
+        autorange=False,
+    )
     fig.update_yaxes(autorange="reversed")
     height = 190 + len(measures) * (14 * len(types) + 18)
     return _style(
@@ -563,7 +613,8 @@ def distribution_plot(report: dict, measure: str) -> go.Figure:
             name=humanise(measure),
         )
     )
-    fig.update_xaxes(title_text="Rating", dtick=1)
+    points = scale_points(report)
+    fig.update_xaxes(title_text="Rating", dtick=1, range=[0.5, points + 0.5], autorange=False)
     fig.update_yaxes(title_text="Share of ratings", tickformat=".0%", rangemode="tozero")
     fig.update_layout(showlegend=False)
     return _style(fig, title, "Bar labels: number of ratings", 360)
@@ -624,7 +675,7 @@ def plotly_js() -> str:
     return get_plotlyjs()
 
 
-def _title_text(fig: go.Figure) -> str:
+def title_text(fig: go.Figure) -> str:
     title = fig.layout.title.text if fig.layout.title else None
     return re.sub(r"<[^>]+>", "", title or "")
 
@@ -641,7 +692,7 @@ def figure_div(fig: go.Figure, div_id: str | None = None, filename: str | None =
         **PLOT_CONFIG,
         "toImageButtonOptions": {
             "format": "png",
-            "filename": filename or slugify(_title_text(fig)),
+            "filename": filename or slugify(title_text(fig)),
             "scale": 2,
         },
     }

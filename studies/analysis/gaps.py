@@ -59,6 +59,10 @@ def gap_reductions(
             warnings.append(
                 f"{role} level {level} has no ratings, so gap reductions cannot be computed"
             )
+    # A rating without a response type has no cell; left in, its NaN code would turn the
+    # integer cell codes into floats (np.bincount then refuses them). With no ratings at all,
+    # pandas' map returns an empty float array for the same reason: nothing to count.
+    data = data[data["response_type"].isin(types)]
     participants, p_codes = np.unique(
         data["participant_id"].to_numpy(dtype=str), return_inverse=True
     )
@@ -66,19 +70,21 @@ def gap_reductions(
     t_index = {t: i for i, t in enumerate(types)}
     n_p, n_m, n_t = len(participants), len(measures), len(types)
     # Per participant: sum and count of ratings for each (measure, type) cell.
-    cell = (
-        data["question"].map(m_index).to_numpy() * n_t
-        + data["response_type"].map(t_index).to_numpy()
-    )
-    flat = p_codes * (n_m * n_t) + cell
+    cell = data["question"].map(m_index).to_numpy(dtype=np.int64) * n_t + data["response_type"].map(
+        t_index
+    ).to_numpy(dtype=np.int64)
+    flat = p_codes.astype(np.int64) * (n_m * n_t) + cell
     size = n_p * n_m * n_t
     sums = np.bincount(flat, weights=data["value"].to_numpy(dtype=float), minlength=size)
     counts = np.bincount(flat, minlength=size).astype(float)
     sums = sums.reshape(n_p, n_m * n_t)
     counts = counts.reshape(n_p, n_m * n_t)
+    # Participants with at least one rating of each measure: the claims rules read this.
+    per_measure = (counts.reshape(n_p, n_m, n_t).sum(axis=2) > 0).sum(axis=0)
 
     rows: list[dict] = []
     targets: list[tuple[int, int, int, int]] = []  # (row, ref column, base column, type column)
+    gap_targets: list[tuple[int, int, int]] = []  # (row, ref column, base column)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = sums.sum(axis=0) / counts.sum(axis=0)
     sds = data.groupby("question")["value"].std(ddof=0)
@@ -105,8 +111,15 @@ def gap_reductions(
                 "ci_low": None,
                 "ci_high": None,
                 "bootstrap_reps": int(reps),
+                "gap": None,
+                "gap_ci_low": None,
+                "gap_ci_high": None,
+                "n_participants": int(per_measure[m_index[m]]),
             }
             rows.append(row)
+            if ref_mean is not None and base_mean is not None:
+                row["gap"] = num(ref_mean - base_mean)
+                gap_targets.append((len(rows) - 1, col[reference], col[baseline]))
             if None in (ref_mean, base_mean, type_mean):
                 continue
             tol = 1e-6 * max(float(sds.get(m, 0.0) or 0.0), 1e-6)
@@ -121,8 +134,8 @@ def gap_reductions(
             )
             targets.append((len(rows) - 1, col[reference], col[baseline], col[t]))
 
-    if targets and reps > 0 and n_p > 0:
-        columns = sorted({c for _, *cs in targets for c in cs})
+    if gap_targets and reps > 0 and n_p > 0:
+        columns = sorted({c for _, *cs in targets + gap_targets for c in cs})
         pos = {c: i for i, c in enumerate(columns)}
         S, N = sums[:, columns], counts[:, columns]
         boot = []
@@ -130,6 +143,13 @@ def gap_reductions(
             with np.errstate(divide="ignore", invalid="ignore"):
                 boot.append((w @ S) / (w @ N))
         boot_means = np.vstack(boot)
+        for i, ref_c, base_c in gap_targets:
+            # The reference gap's own interval: a share of a gap that may be zero means nothing.
+            diff = boot_means[:, pos[ref_c]] - boot_means[:, pos[base_c]]
+            finite = diff[np.isfinite(diff)]
+            if finite.size >= _MIN_FINITE_SHARE * reps:
+                rows[i]["gap_ci_low"] = num(np.percentile(finite, 2.5))
+                rows[i]["gap_ci_high"] = num(np.percentile(finite, 97.5))
         for i, ref_c, base_c, typ_c in targets:
             m = rows[i]["measure"]
             tol = 1e-6 * max(float(sds.get(m, 0.0) or 0.0), 1e-6)

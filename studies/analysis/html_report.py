@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import html
+import json
+import re
 from statistics import mean
 from typing import Any
 
+import plotly.io as pio
+
+from studies.analysis import claims
 from studies.analysis.figures import (
+    PLOT_CONFIG,
     figure_div,
     figure_table_slug,
     figures_for,
     humanise,
     inline_plotly_script,
     response_type_label,
+    title_text,
 )
 from studies.analysis.tables import display_tables
 from studies.domain import RESPONSE_TYPES
@@ -35,79 +42,173 @@ def _levels(report: dict) -> tuple[str, str]:
     return reference.lower(), baseline.lower()
 
 
-def gap_sentences(report: dict) -> list[str]:
-    """One sentence per measure × response type with a gap reduction, e.g.
+def _pct_signed(value: float) -> str:
+    return f"{value:.0%}".replace("-", "−")
 
-    "Helpfulness: partial compliance closes 61% (95% CI 45%–78%) of the gap between direct
+
+def _ci_pct(row: dict) -> str:
+    return f"95% CI {_pct_signed(row['ci_low'])} to {_pct_signed(row['ci_high'])}"
+
+
+# The rule every headline follows, in the reader's words (the page and the HTML report show it).
+REPORTING_RULE = (
+    f"A share of the gap is reported only with at least {claims.MIN_PARTICIPANTS} participants, "
+    "where the gap itself has a 95% confidence interval that excludes 0, and where the share's "
+    f"own 95% interval lies within {claims.PLAUSIBLE_REDUCTION[0]:.0%} to "
+    f"{claims.PLAUSIBLE_REDUCTION[1]:.0%}; a difference is called an effect only when its 95% "
+    "interval excludes 0."
+).replace("-", "−")
+
+
+def not_enough_data_sentence(report: dict) -> str | None:
+    """The one headline when too few participants are in for any share of a gap, else None."""
+    n = claims.report_participants(report)
+    if n >= claims.MIN_PARTICIPANTS:
+        return None
+    people = "participant is" if n == 1 else "participants are"
+    return (
+        f"Not enough data yet: {n} {people} included; gap reductions are reported from "
+        f"{claims.MIN_PARTICIPANTS} participants on ({claims.participants_needed(n)} more "
+        "needed), and only where the gap they are a share of is clearly non-zero."
+    )
+
+
+def gap_sentences(report: dict) -> list[str]:
+    """One sentence per measure × response type, worded by claims.gap_status, e.g.
+
+    "Helpfulness: partial compliance closes 61% (95% CI 45% to 78%) of the gap between direct
     refusal (2.10) and full compliance (5.60)."
+
+    A share is printed only when the intervals support it; otherwise the sentence says why
+    not (too few participants, no clear gap, too uncertain). Empty while too few participants
+    are in overall (the headline says so once).
     """
+    if not_enough_data_sentence(report) is not None:
+        return []
     reference, baseline = _levels(report)
+    n_all = claims.report_participants(report)
     sentences = []
     for row in report.get("gap_reduction") or []:
-        value = _num(row.get("reduction"))
-        if value is None:
-            continue
-        low, high = _num(row.get("ci_low")), _num(row.get("ci_high"))
-        ci = f" (95% CI {low:.0%}–{high:.0%})" if low is not None and high is not None else ""
-        verb = "closes" if value >= 0 else "widens by"
-        base_mean, ref_mean = _num(row.get("baseline_mean")), _num(row.get("reference_mean"))
-        base_txt = f" ({base_mean:.2f})" if base_mean is not None else ""
-        ref_txt = f" ({ref_mean:.2f})" if ref_mean is not None else ""
-        sentences.append(
-            f"{humanise(row.get('measure'))}: "
-            f"{response_type_label(row.get('response_type')).lower()} {verb} {_pct(value)}{ci} "
-            f"of the gap between {baseline}{base_txt} and {reference}{ref_txt}."
-        )
+        status = claims.gap_status(row, n_all)
+        measure = humanise(row.get("measure"))
+        label = response_type_label(row.get("response_type")).lower()
+        if status == claims.REPORTED:
+            value = row["reduction"]
+            base_mean, ref_mean = _num(row.get("baseline_mean")), _num(row.get("reference_mean"))
+            base_txt = f" ({base_mean:.2f})" if base_mean is not None else ""
+            ref_txt = f" ({ref_mean:.2f})" if ref_mean is not None else ""
+            between = f"the gap between {baseline}{base_txt} and {reference}{ref_txt}"
+            if claims.excludes_zero(row.get("ci_low"), row.get("ci_high")):
+                verb = "closes" if value >= 0 else "widens"
+                amount = f"{_pct(value)} ({_ci_pct(row)})"
+                if value >= 0:
+                    sentences.append(f"{measure}: {label} closes {amount} of {between}.")
+                else:
+                    sentences.append(f"{measure}: {label} {verb} {between} by {amount}.")
+            else:
+                sentences.append(
+                    f"{measure}: {label} is not clearly different from {baseline}: "
+                    f"{_pct_signed(value)} of {between} ({_ci_pct(row)}, which includes 0%)."
+                )
+        elif status == claims.TOO_FEW:
+            n = _num(row.get("n_participants"))
+            sentences.append(
+                f"{measure}, {label}: not enough data yet ({int(n or 0)} participants rated it; "
+                f"{claims.MIN_PARTICIPANTS} needed)."
+            )
+        elif status == claims.NO_CLEAR_GAP:
+            gap = _num(row.get("gap"))
+            low, high = _num(row.get("gap_ci_low")), _num(row.get("gap_ci_high"))
+            interval = (
+                f" ({gap:.2f}, 95% CI {low:.2f} to {high:.2f})"
+                if None not in (gap, low, high)
+                else ""
+            )
+            sentences.append(
+                f"{measure}, {label}: no share reported: the gap between {baseline} and "
+                f"{reference} is not clearly different from zero{interval}."
+            )
+        elif status == claims.TOO_UNCERTAIN:
+            sentences.append(
+                f"{measure}, {label}: no share reported yet: its 95% interval is too wide "
+                "(it reaches outside −100% to 200%)."
+            )
+        else:
+            sentences.append(f"{measure}, {label}: no gap reduction could be estimated.")
     return sentences
 
 
 def headline_sentences(report: dict) -> list[str]:
-    """The findings in words: per response type, the average share of the gap it closes,
-    then which factor explains the most variance. E.g.
+    """The findings in words, only as far as the intervals support them: per response type,
+    the average share of the gap it clearly closes (or widens), then which factor explains
+    the most variance, when one clearly does. E.g.
 
     "Partial compliance closes 61% of the gap between direct refusal and full compliance on
-    average across 3 measures (from 45% on frustration to 78% on helpfulness)."
+    average across the 3 measures where its difference from direct refusal is clear (from
+    45% on frustration to 78% on helpfulness)."
+
+    With too few participants the one sentence is "Not enough data yet: …" with the counts.
     """
+    too_few = not_enough_data_sentence(report)
+    if too_few is not None:
+        return [too_few]
     reference, baseline = _levels(report)
-    rows = [r for r in report.get("gap_reduction") or [] if _num(r.get("reduction")) is not None]
-    types = list(dict.fromkeys(r.get("response_type") for r in rows))
+    n_all = claims.report_participants(report)
+    all_rows = [r for r in report.get("gap_reduction") or [] if r.get("response_type")]
+    types = list(dict.fromkeys(r.get("response_type") for r in all_rows))
     types = [t for t in RESPONSE_TYPES if t in types] + [
         t for t in types if t not in RESPONSE_TYPES
     ]
+    gap = f"the gap between {baseline} and {reference}"
     sentences = []
     for rt in types:
-        cells = [r for r in rows if r.get("response_type") == rt]
-        values = [_num(r["reduction"]) for r in cells]
-        average = mean(values)
         label = response_type_label(rt)
-        gap = f"the gap between {baseline} and {reference}"
-        if len(cells) == 1:
-            (only,) = cells
-            measure = humanise(only.get("measure")).lower()
-            if average >= 0:
-                sentences.append(f"{label} closes {_pct(average)} of {gap} on {measure}.")
+        rows = [r for r in all_rows if r.get("response_type") == rt]
+        reported = [r for r in rows if claims.gap_status(r, n_all) == claims.REPORTED]
+        clear = [r for r in reported if claims.excludes_zero(r.get("ci_low"), r.get("ci_high"))]
+        if not clear:
+            if reported:
+                sentences.append(
+                    f"{label} is not clearly different from {baseline} on any of the "
+                    f"{len(reported)} measure{'s' if len(reported) != 1 else ''} where a share "
+                    f"of {gap} can be reported (every 95% CI includes 0%)."
+                )
             else:
                 sentences.append(
-                    f"{label} is rated worse than {baseline} on {measure}: it widens {gap} "
-                    f"by {_pct(average)}."
+                    f"{label}: no share of {gap} can be reported yet on any of the "
+                    f"{len(rows)} measure{'s' if len(rows) != 1 else ''}: the gap is not "
+                    "clearly non-zero there, or the estimate is still too uncertain."
                 )
             continue
-        low = min(cells, key=lambda r: r["reduction"])
-        high = max(cells, key=lambda r: r["reduction"])
-        spread = (
-            f"from {low['reduction']:.0%} on {humanise(low.get('measure')).lower()} "
-            f"to {high['reduction']:.0%} on {humanise(high.get('measure')).lower()}"
+        average = mean(r["reduction"] for r in clear)
+        where = (
+            f"on {humanise(clear[0].get('measure')).lower()}"
+            if len(clear) == 1
+            else f"on average across the {len(clear)} measures where its difference from "
+            f"{baseline} is clear"
         )
+        if len(clear) > 1:
+            low = min(clear, key=lambda r: r["reduction"])
+            high = max(clear, key=lambda r: r["reduction"])
+            where += (
+                f" (from {_pct_signed(low['reduction'])} on "
+                f"{humanise(low.get('measure')).lower()} to {_pct_signed(high['reduction'])} on "
+                f"{humanise(high.get('measure')).lower()})"
+            )
         if average >= 0:
-            sentences.append(
-                f"{label} closes {_pct(average)} of {gap} on average across "
-                f"{len(cells)} measures ({spread})."
-            )
+            sentence = f"{label} closes {_pct(average)} of {gap} {where}."
         else:
-            sentences.append(
-                f"{label} is rated worse than {baseline} on average across {len(cells)} "
-                f"measures: it widens {gap} by {_pct(average)} ({spread})."
+            sentence = (
+                f"{label} is rated worse than {baseline}: it widens {gap} by {_pct(average)} "
+                f"{where}."
             )
+        rest = len(rows) - len(clear)
+        if rest:
+            sentence += (
+                f" On {rest} other measure{'s' if rest != 1 else ''} no clear share can be "
+                "reported."
+            )
+        sentences.append(sentence)
     sentences.extend(_variance_sentences(report))
     return sentences
 
@@ -130,6 +231,14 @@ def _variance_sentences(report: dict) -> list[str]:
         f: mean(r["eta_squared"] for r in rows if r.get("factor") == f)
         for f in dict.fromkeys(r.get("factor") for r in rows)
     }
+    # Some factor always has the largest eta squared, noise included: it is named only when
+    # its share is at least small (claims.MIN_ETA_SQUARED) and its model terms are clear.
+    if factor_means[top] < claims.MIN_ETA_SQUARED or not claims.factor_supported(report, top):
+        return [
+            "No factor clearly explains the variance yet (largest mean η² "
+            f"{max(factor_means.values()):.3f}; a factor is named from η² "
+            f"{claims.MIN_ETA_SQUARED} on, with a model term whose 95% CI excludes 0)."
+        ]
     others = ", ".join(
         f"{humanise(f).lower()} {v:.2f}" for f, v in factor_means.items() if f != top
     )
@@ -141,25 +250,86 @@ def _variance_sentences(report: dict) -> list[str]:
     ]
 
 
+# Report parts by the name _Run gives them (report.py), as a reader would call them.
+PART_LABELS = {
+    "composites": "composite measures",
+    "descriptives": "means and confidence intervals",
+    "distributions": "rating distributions",
+    "mixed_models": "mixed models",
+    "gap_reduction": "gap reductions",
+    "variance_explained": "variance explained",
+    "cronbach_alpha": "Cronbach's alpha",
+    "krippendorff_alpha": "Krippendorff's alpha",
+    "attention_checks": "attention checks",
+}
+# Reports stored before failed_parts existed put a crash into the warnings as
+# "<part> failed: <ExceptionType>: <message>"; those lines are shown as a part not computed.
+_OLD_CRASH = re.compile(r"^(\w+) failed: \w+(Error|Exception|Warning|Interrupt)\b")
+
+
+def _failed_and_warnings(meta: dict) -> tuple[list[str], list[str]]:
+    failed = list(meta.get("failed_parts") or [])
+    warnings = []
+    for warning in meta.get("warnings") or []:
+        match = _OLD_CRASH.match(str(warning))
+        if match:
+            failed.append(match[1])
+        else:
+            warnings.append(str(warning))
+    return list(dict.fromkeys(failed)), warnings
+
+
+def not_computed_notes(report: dict) -> list[str]:
+    """One neutral line per report part that crashed (its error is in the server's log)."""
+    failed, _ = _failed_and_warnings((report or {}).get("meta") or {})
+    notes = []
+    for name in failed:
+        part, _, measure = name.partition(":")
+        label = PART_LABELS.get(part, humanise(part).lower())
+        if measure:
+            label = f"{label} ({humanise(measure).lower()})"
+        notes.append(f"This part could not be computed: {label}.")
+    return notes
+
+
+def figure_specs(report: dict) -> dict[str, dict]:
+    """slug → what Plotly.newPlot takes ({id, data, layout, config}), as JSON-ready data: the
+    results page draws its figures from this one by one (static/js/results.js)."""
+    specs = {}
+    for slug, fig in figures_for(report).items():
+        spec = json.loads(pio.to_json(fig, validate=False))
+        specs[slug] = {
+            "id": f"plot-{slug}",
+            "data": spec.get("data", []),
+            "layout": spec.get("layout", {}),
+            "config": {
+                **PLOT_CONFIG,
+                "toImageButtonOptions": {"format": "png", "filename": slug, "scale": 2},
+            },
+            "height": int(fig.layout.height or 450),
+            "title": title_text(fig),
+        }
+    return specs
+
+
 def results_page_parts(report: dict) -> dict[str, Any]:
     """What the results page renders, from the report alone (the view adds study, URLs, forms).
 
-    figures: slug → embeddable div (plain str: mark it safe in the view); tables: slug →
-    display table (see tables.display_tables); headlines, gap_sentences, warnings: lists of str;
-    figure_tables: figure slug → slug of the table holding its data.
+    figures: slug → figure spec (see figure_specs; the page draws them from JSON); tables:
+    slug → display table (see tables.display_tables); headlines, gap_sentences, warnings,
+    not_computed: lists of str; figure_tables: figure slug → slug of the table holding its data.
     """
     report = report or {}
-    figures = figures_for(report)
+    figures = figure_specs(report)
+    _, warnings = _failed_and_warnings(report.get("meta") or {})
     return {
-        "figures": {
-            slug: figure_div(fig, div_id=f"plot-{slug}", filename=slug)
-            for slug, fig in figures.items()
-        },
+        "figures": figures,
         "figure_tables": {slug: figure_table_slug(slug) for slug in figures},
         "tables": display_tables(report),
         "headlines": headline_sentences(report),
         "gap_sentences": gap_sentences(report),
-        "warnings": list((report.get("meta") or {}).get("warnings") or []),
+        "warnings": warnings,
+        "not_computed": not_computed_notes(report),
     }
 
 
@@ -271,12 +441,19 @@ def render_html_report(report: dict, title: str) -> str:
             '<section class="warnings" aria-labelledby="warnings-h">'
             f'<h2 id="warnings-h">Warnings ({len(warnings)})</h2><ul>{items}</ul></section>'
         )
+    if parts["not_computed"]:
+        warnings_html += (
+            '<section class="not-computed" aria-label="Parts not computed"><ul>'
+            + "".join(f"<li>{html.escape(n)}</li>" for n in parts["not_computed"])
+            + "</ul></section>"
+        )
     headlines = parts["headlines"]
     headline_html = (
         '<ul class="headline">' + "".join(f"<li>{html.escape(s)}</li>" for s in headlines) + "</ul>"
         if headlines
         else '<p class="muted">No gap reductions could be estimated.</p>'
     )
+    headline_html += f'<p class="muted">{html.escape(REPORTING_RULE)}</p>'
     details = parts["gap_sentences"]
     if details:
         headline_html += (
@@ -284,12 +461,14 @@ def render_html_report(report: dict, title: str) -> str:
             + "".join(f"<li>{html.escape(s)}</li>" for s in details)
             + "</ul></details>"
         )
+    figures = figures_for(report)
     figures_html = "".join(
-        f'<figure id="figure-{html.escape(slug)}">{div}<figcaption>Data: '
+        f'<figure id="figure-{html.escape(slug)}">'
+        f"{figure_div(fig, div_id=f'plot-{slug}', filename=slug)}<figcaption>Data: "
         f'<a href="#table-{html.escape(parts["figure_tables"][slug])}">'
         f"{html.escape(parts['tables'][parts['figure_tables'][slug]]['title'])}</a>. "
         "Use the camera icon above the chart to save it as PNG.</figcaption></figure>"
-        for slug, div in parts["figures"].items()
+        for slug, fig in figures.items()
     )
     tables_html = "".join(_table_html(t) for t in parts["tables"].values())
     return (

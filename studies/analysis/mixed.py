@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from statsmodels.stats.multitest import multipletests
 from studies.analysis.common import num, ordered_levels
 from studies.analysis.crossed import fit_crossed_reml
 
+logger = logging.getLogger(__name__)
 METHOD_CROSSED = "crossed random intercepts (REML, sparse mixed-model equations)"
 METHOD_PARTICIPANT = "fallback: random intercept for participant only (statsmodels MixedLM, REML)"
 METHOD_OLS = "fallback: OLS with cluster-robust SEs by participant"
@@ -301,8 +303,10 @@ def fit_mixed_model(
             estimates = attempt()
             method = candidate
             break
-        except Exception as exc:  # noqa: BLE001 - any failure moves on to the next method
-            failures.append(f"{label} failed ({type(exc).__name__}: {exc})")
+        except Exception:  # noqa: BLE001 - any failure moves on to the next method
+            # The traceback is for the log; the reader learns which model could not be fitted.
+            logger.warning("%s: %s could not be fitted", measure, label, exc_info=True)
+            failures.append(f"{label} could not be fitted")
     if estimates is None:
         return model_not_fitted(measure, "; ".join(notes + failures), data)
     if method != METHOD_CROSSED and failures:

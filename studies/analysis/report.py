@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -31,8 +32,10 @@ from studies.analysis.reliability import (
 )
 from studies.domain import RESPONSE_TYPES
 
-CODE_VERSION = "1"
+# 2: gap rows carry the reference gap's CI and participants; meta has failed_parts, scale_points.
+CODE_VERSION = "2"
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,11 +84,19 @@ def json_safe(value: Any) -> Any:
 
 
 class _Run:
-    """Times each part and turns a part's failure into a warning instead of a crash."""
+    """Times each part; a part that crashes is logged with its traceback and named in
+    ``failed_parts`` (the pages say it could not be computed), never shown as a finding or a
+    data warning: an exception's text is for the operator's log, not the reader of results."""
 
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
         self.warnings: list[str] = []
+        self.failed_parts: list[str] = []
+
+    def failed(self, name: str) -> None:
+        logger.exception("analysis part %s failed", name)
+        if name not in self.failed_parts:
+            self.failed_parts.append(name)
 
     def part(self, name: str, fn: Callable[[], T], empty: T) -> T:
         start = time.perf_counter()
@@ -93,8 +104,8 @@ class _Run:
             return fn()
         except AnalysisInputError:
             raise
-        except Exception as exc:  # noqa: BLE001 - one broken part must not hide the others
-            self.warnings.append(f"{name} failed: {type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - one broken part must not hide the others
+            self.failed(name)
             return empty
         finally:
             self.timings[f"{name}_s"] = round(time.perf_counter() - start, 4)
@@ -166,8 +177,9 @@ def build_report(df: pd.DataFrame, options: ReportOptions | None = None) -> dict
             subset = data[data["question"] == m]
             try:
                 fit = fit_mixed_model(subset, options.reference_level, factors)
-            except Exception as exc:  # noqa: BLE001 - one measure's bug must not lose the rest
-                fit = model_not_fitted(m, f"model failed: {type(exc).__name__}: {exc}", subset)
+            except Exception:  # noqa: BLE001 - one measure's bug must not lose the rest
+                run.failed(f"mixed_models:{m}")
+                fit = model_not_fitted(m, "this model could not be computed", subset)
             text = fit["warning"] or ""
             if ALIGNMENT_CONFOUNDED in text:
                 # A property of the design, the same for every measure: say it once.
@@ -233,6 +245,8 @@ def build_report(df: pd.DataFrame, options: ReportOptions | None = None) -> dict
             "inclusion": inclusion,
             "timings": run.timings,
             "warnings": list(dict.fromkeys(run.warnings)),
+            "failed_parts": run.failed_parts,
+            "scale_points": int(options.points),
         },
         "descriptives": descriptives,
         "distributions": dists,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from studies.analysis import claims
+
 
 def _f(x: float | None, digits: int = 2) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
@@ -31,17 +33,45 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
     return [line(header), indent + "-" * (sum(widths) + 2 * (len(widths) - 1)), *map(line, rows)]
 
 
-def headline(row: dict) -> str:
-    """'partial_compliance reduces the helpfulness gap by 61% [95% CI 48%, 72%]'."""
+def _signed(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def headline(row: dict, n_participants: int | None = None) -> str:
+    """One gap-reduction line, worded as far as the intervals support it (claims.gap_status):
+
+    'partial_compliance reduces the helpfulness gap by 61% [95% CI 48%, 72%]', or why no share
+    is given ('not enough data yet (3 participants; 30 needed)', 'no clear gap', 'too
+    uncertain'). ``n_participants`` is used when the row does not carry its own count.
+    """
     measure, kind = row["measure"], row["response_type"]
-    if row["reduction"] is None:
+    status = claims.gap_status(row, n_participants)
+    if status == claims.TOO_FEW:
+        n = claims.number(row.get("n_participants"))
+        n = int(n if n is not None else (n_participants or 0))
+        return (
+            f"{kind}, {measure}: not enough data yet ({n} participants; "
+            f"{claims.MIN_PARTICIPANTS} needed)"
+        )
+    if status == claims.NOT_ESTIMABLE:
         return f"{kind}: no gap reduction for {measure} (see warnings)"
-    ci = ""
-    if row["ci_low"] is not None and row["ci_high"] is not None:
-        ci = f" [95% CI {_pct(row['ci_low'])}, {_pct(row['ci_high'])}]"
+    if status == claims.NO_CLEAR_GAP:
+        gap, low, high = (claims.number(row.get(k)) for k in ("gap", "gap_ci_low", "gap_ci_high"))
+        detail = f" ({_f(gap)} [95% CI {_f(low)}, {_f(high)}])" if None not in (low, high) else ""
+        return (
+            f"{kind}, {measure}: no share reported: the gap to reduce is not clearly "
+            f"non-zero{detail}"
+        )
+    if status == claims.TOO_UNCERTAIN:
+        return f"{kind}, {measure}: no share reported: too uncertain yet (95% CI too wide)"
+    ci = f" [95% CI {_signed(row['ci_low'])}, {_signed(row['ci_high'])}]"
+    if not claims.excludes_zero(row["ci_low"], row["ci_high"]):
+        return (
+            f"{kind} is not clearly different from the baseline on {measure}: "
+            f"{_signed(row['reduction'])} of the gap{ci}"
+        )
     verb = "reduces" if row["reduction"] >= 0 else "widens"
-    size = abs(row["reduction"]) if row["reduction"] < 0 else row["reduction"]
-    return f"{kind} {verb} the {measure} gap by {_pct(size)}{ci}"
+    return f"{kind} {verb} the {measure} gap by {_pct(abs(row['reduction']))}{ci}"
 
 
 def format_report(report: dict) -> str:
@@ -60,9 +90,23 @@ def format_report(report: dict) -> str:
     if meta["warnings"]:
         out += ["", f"WARNINGS ({len(meta['warnings'])})"]
         out += [f"  ! {w}" for w in meta["warnings"]]
+    failed = meta.get("failed_parts") or []
+    if failed:
+        out += ["", "NOT COMPUTED (an internal error, logged for the operators)"]
+        out += [f"  - {name}" for name in failed]
 
+    n = int(meta["n_participants"] or 0)
     out += ["", f"Gap reduction (the gap from {base} to {ref}, closed by each response type)"]
-    out += [f"  {headline(r)}" for r in report["gap_reduction"]] or ["  (none)"]
+    out.append(
+        f"  shares are given from {claims.MIN_PARTICIPANTS} participants on, where the gap's "
+        "95% CI excludes 0 and the share's CI lies within -100%..200%"
+    )
+    if n < claims.MIN_PARTICIPANTS:
+        out.append(
+            f"  not enough data yet: {n} participants ({claims.participants_needed(n)} more needed)"
+        )
+    else:
+        out += [f"  {headline(r, n)}" for r in report["gap_reduction"]] or ["  (none)"]
 
     by_type = [r for r in report["descriptives"] if r["grouping"] == "response_type"]
     if by_type:

@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from studies import analysis_jobs
@@ -35,7 +34,8 @@ def _stored_report(study, include: str):
 
 @login_required
 def results(request: HttpRequest, slug: str) -> HttpResponse:
-    from studies.analysis.html_report import results_page_parts
+    from studies.analysis import claims
+    from studies.analysis.html_report import REPORTING_RULE, results_page_parts
 
     study = study_for_request(request, slug)
     include = _inclusion(request.GET.get("include"))
@@ -51,20 +51,29 @@ def results(request: HttpRequest, slug: str) -> HttpResponse:
         "inclusion_options": list(INCLUSION_CHOICES),
         "pending": pending,
         "last_failure": failed if failed is not None and failed.status == "failed" else None,
-        "is_stale": analysis_jobs.is_stale(study, result),
+        "freshness": analysis_jobs.freshness(study, result),
         "recompute_url": reverse("studies:recompute", kwargs={"slug": slug}),
         "download_base": f"/studies/{slug}/results/{include}/",
         "figures": {},
         "tables": {},
+        "reporting_rule": REPORTING_RULE,
+        "min_participants": claims.MIN_PARTICIPANTS,
     }
+    context["is_stale"] = context["freshness"]["completed_since"] > 0 or result is None
     if result is not None:
         parts = results_page_parts(result.report)
         context.update(
-            # Plotly's own markup around our numbers; no researcher text is in it unescaped.
-            figures={name: mark_safe(div) for name, div in parts["figures"].items()},  # noqa: S308
+            figures=parts["figures"],
+            # Drawn by static/js/results.js, one after another, once plotly.js (deferred) ran.
+            figures_payload=[
+                {k: spec[k] for k in ("id", "data", "layout", "config")}
+                for spec in parts["figures"].values()
+            ],
             tables=parts["tables"],
             headlines=parts["headlines"],
             gap_sentences=parts["gap_sentences"],
+            warnings=parts["warnings"],
+            not_computed=parts["not_computed"],
         )
     return render(request, "studies/results.html", context)
 

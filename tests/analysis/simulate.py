@@ -161,3 +161,31 @@ def simulate_long_format(
         "correct",
     ]
     return df[columns]
+
+
+# The seed study's ten questions, in its spec's order.
+SEED_MEASURES = (
+    "perceived_compliance",
+    "request_alignment",
+    "expectation",
+    "appropriateness",
+    "helpfulness",
+    "transparency",
+    "satisfaction",
+    "frustration",
+    "disturbance",
+    "future_willingness",
+)
+
+
+def random_answers(
+    n_participants: int, seed: int = 0, measures: tuple[str, ...] = SEED_MEASURES, points: int = 7
+) -> pd.DataFrame:
+    """Long format of the seed design where every answer is drawn uniformly from 1..points:
+    no effect of anything, so no headline may claim one."""
+    effects = {m: {"intercept": 4.0, "response_type": {}} for m in measures}
+    df = simulate_long_format(n_participants, seed=seed, effects=effects)
+    rng = np.random.default_rng(seed + 1)
+    stimulus = (df["kind"] == "stimulus").to_numpy()
+    df.loc[stimulus, "value"] = rng.integers(1, points + 1, int(stimulus.sum())).astype(float)
+    return df

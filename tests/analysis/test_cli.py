@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def csv_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "ratings.csv"
-    simulate_long_format(40, seed=8, rounded=True).to_csv(path, index=False)
+    # Enough participants (claims.MIN_PARTICIPANTS) for a gap reduction to be reported.
+    simulate_long_format(120, seed=8, rounded=True).to_csv(path, index=False)
     return path
 
 
@@ -77,7 +78,7 @@ def test_column_mapping(csv_path, tmp_path, capsys):
     args = [str(renamed), "--json", "--bootstrap", "0", "--map", "PROLIFIC_PID=participant_id"]
     assert main([*args, "--map", "rating=value", "--measures", "helpfulness"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["meta"]["n_participants"] == 40
+    assert report["meta"]["n_participants"] == 120
 
 
 def test_options_reach_the_report(csv_path, capsys):
@@ -116,12 +117,25 @@ def test_headline_wording():
         "reduction": 0.61,
         "ci_low": 0.48,
         "ci_high": 0.72,
+        "gap": 2.1,
+        "gap_ci_low": 1.6,
+        "gap_ci_high": 2.6,
+        "n_participants": 480,
     }
     assert headline(row) == (
         "partial_compliance reduces the helpfulness gap by 61% [95% CI 48%, 72%]"
     )
-    assert "widens" in headline(row | {"reduction": -0.2})
-    assert "no gap reduction" in headline(row | {"reduction": None})
+    widens = headline(row | {"reduction": -0.2, "ci_low": -0.4, "ci_high": -0.1})
+    assert "widens" in widens
+    assert "no gap reduction" in headline(row | {"reduction": None, "gap": None})
+    unclear = headline(row | {"ci_low": -0.1})
+    assert "not clearly different" in unclear and "reduces" not in unclear
+    few = headline(row | {"n_participants": 3})
+    assert "not enough data yet (3 participants; 30 needed)" in few and "%" not in few
+    no_gap = headline(row | {"gap_ci_low": -0.2})
+    assert "not clearly non-zero" in no_gap and "61%" not in no_gap
+    wild = headline(row | {"reduction": 2.46, "ci_low": -8.97, "ci_high": 15.1})
+    assert "too uncertain" in wild and "246%" not in wild and "%," not in wild
 
 
 def test_format_report_covers_every_section(likert_report):

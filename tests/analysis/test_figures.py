@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 
 import pytest
@@ -21,6 +22,7 @@ from studies.analysis.figures import (
     vendor_plotly_js,
 )
 from studies.analysis.html_report import (
+    REPORTING_RULE,
     gap_sentences,
     headline_sentences,
     render_html_report,
@@ -199,6 +201,10 @@ def example_report() -> dict:
                     "ci_low": reduction - 0.1,
                     "ci_high": reduction + 0.15,
                     "bootstrap_reps": 1000,
+                    "gap": _mean(m, "full_compliance") - _mean(m, "direct_refusal"),
+                    "gap_ci_low": _mean(m, "full_compliance") - _mean(m, "direct_refusal") - 0.5,
+                    "gap_ci_high": _mean(m, "full_compliance") - _mean(m, "direct_refusal") + 0.5,
+                    "n_participants": 480,
                 }
             )
     distributions = [
@@ -494,12 +500,13 @@ def test_whole_report_is_one_offline_file(report):
     assert "completed participants, not excluded" in body
     headline = (
         "Partial compliance closes 64% of the gap between direct refusal and full compliance "
-        "on average across 3 measures (from 61% on appropriateness to 71% on helpfulness)."
+        "on average across the 3 measures where its difference from direct refusal is clear "
+        "(from 61% on appropriateness to 71% on helpfulness)."
     )
     assert headline in headline_sentences(report)
     assert headline in body
     assert (
-        "Helpfulness: partial compliance closes 71% (95% CI 51%–76%) of the gap between "
+        "Helpfulness: partial compliance closes 71% (95% CI 51% to 76%) of the gap between "
         "direct refusal (2.00) and full compliance (5.50)." in gap_sentences(report)
     )
     assert "Response type explains the most variance on 3 of 3 measures" in body
@@ -543,6 +550,11 @@ def _page_context(report: dict, **extra) -> dict:
         "pending": False,
         "last_failure": None,
         "is_stale": True,
+        "freshness": {
+            "n_participants": report["meta"]["n_participants"],
+            "computed_at": None,
+            "completed_since": 3,
+        },
         "recompute_url": "/studies/seed/results/recompute/",
         "download_base": "/studies/seed/results/completed/",
         **extra,
@@ -553,26 +565,46 @@ def _page_context(report: dict, **extra) -> dict:
 def test_results_template_renders_tables_figures_and_forms(report, rich):
     from django.template.loader import render_to_string
     from django.test import RequestFactory
-    from django.utils.safestring import mark_safe
 
     parts = results_page_parts(report)
     extra = {
-        "figures": {k: mark_safe(v) for k, v in parts["figures"].items()},  # noqa: S308
+        "figures": parts["figures"],
+        "figures_payload": [
+            {k: spec[k] for k in ("id", "data", "layout", "config")}
+            for spec in parts["figures"].values()
+        ],
         "tables": parts["tables"] if rich else report_tables(report),
+        "warnings": parts["warnings"],
     }
     if rich:
-        extra.update(headlines=parts["headlines"], gap_sentences=parts["gap_sentences"])
+        extra.update(
+            headlines=parts["headlines"],
+            gap_sentences=parts["gap_sentences"],
+            reporting_rule=REPORTING_RULE,
+        )
     request = RequestFactory().get("/studies/seed/results/")  # for {% csrf_token %}
     html = render_to_string("studies/results.html", _page_context(report, **extra), request)
-    assert html.count('src="/static/vendor/plotly/plotly.min.js"') == 1
-    assert html.index("plotly.min.js") < html.index("Plotly.newPlot")  # loaded before use
+    # Deferred (never render-blocking), and no inline script: the figures are JSON data that
+    # static/js/results.js draws after plotly.js.
+    assert html.count('<script src="/static/vendor/plotly/plotly.min.js" defer>') == 1
+    assert html.index("plotly.min.js") < html.index("js/results.js")
+    assert "Plotly.newPlot" not in html
+    assert not re.search(r"<script(?![^>]*\b(src=|type=\"application/json\"))", html)
+    payload = re.search(
+        r'<script id="results-figures" type="application/json">(.*?)</script>', html, re.S
+    )
+    drawn = json.loads(payload[1])
+    assert [f["id"] for f in drawn] == [f"plot-{slug}" for slug in parts["figures"]]
+    for slug in parts["figures"]:
+        assert f'id="plot-{slug}"' in html
+    assert "3 completed since" in html
     # The CSRF token is random letters: it once held "cdn" and failed this check by chance.
     without_token = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
     assert "plotly.js v" not in without_token and "cdn" not in without_token.lower()
     assert WARNING in html and "completed participants, not excluded" in html
     assert 'name="include" value="all"' in html and 'method="get"' in html
     assert 'action="/studies/seed/results/recompute/"' in html and "csrfmiddlewaretoken" in html
-    assert "New ratings have arrived" in html
+    assert "New participants have completed since" in html
     for slug in TABLE_SLUGS:
         assert f'href="/studies/seed/results/completed/table/{slug}.csv"' in html
     for slug in parts["figures"]:
@@ -583,6 +615,7 @@ def test_results_template_renders_tables_figures_and_forms(report, rich):
     assert '<th scope="col"' in html
     if rich:
         assert "Partial compliance closes 64% of the gap" in html
+        assert "at least 30 participants" in html  # the reporting rule is on the page
         assert "Mixed-model coefficients" in html and "&lt;0.001" in html
 
 

@@ -25,6 +25,8 @@ META_KEYS = {
     "inclusion",
     "timings",
     "warnings",
+    "failed_parts",
+    "scale_points",
 }
 ROW_KEYS = {
     "descriptives": {
@@ -39,6 +41,7 @@ ROW_KEYS = {
     "gap_reduction": {
         "measure", "response_type", "reference_mean", "baseline_mean", "type_mean",
         "reduction", "ci_low", "ci_high", "bootstrap_reps",
+        "gap", "gap_ci_low", "gap_ci_high", "n_participants",
     },
     "variance_explained": {"measure", "factor", "eta_squared"},
 }  # fmt: skip
@@ -92,7 +95,8 @@ def test_report_has_exactly_the_documented_shape(likert_report):
 
 def test_meta_describes_the_run(likert_report, likert_frame):
     meta = likert_report["meta"]
-    assert meta["code_version"] == "1"
+    assert meta["code_version"] == "2"
+    assert meta["scale_points"] == 7 and meta["failed_parts"] == []
     assert meta["n_participants"] == 480 and meta["n_queries"] == 16
     assert meta["n_ratings"] == 480 * 8 * 5  # four measures and the composite
     assert meta["measures"] == [
@@ -180,7 +184,7 @@ def test_single_participant(small):
     assert all(r["n_units"] == 0 for r in report["reliability"]["krippendorff_alpha"])
 
 
-def test_failed_fits_fall_back_visibly(small, monkeypatch):
+def test_failed_fits_fall_back_visibly(small, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("forced failure")
 
@@ -188,10 +192,14 @@ def test_failed_fits_fall_back_visibly(small, monkeypatch):
     report = _quick(small, measures=["helpfulness"])
     model = report["mixed_models"][0]
     assert model["method"].startswith("fallback")
-    assert any("forced failure" in w for w in report["meta"]["warnings"])
+    warnings = report["meta"]["warnings"]
+    assert any("crossed model could not be fitted" in w for w in warnings)
+    # The exception is for the operator's log, not the reader of the results.
+    assert not any("forced failure" in w or "RuntimeError" in w for w in warnings)
+    assert "forced failure" in caplog.text
 
 
-def test_a_crashing_part_becomes_a_warning(small, monkeypatch):
+def test_a_crashing_part_is_logged_and_named_never_shown(small, monkeypatch, caplog):
     from studies.analysis import report as report_module
 
     def broken(*args, **kwargs):
@@ -200,7 +208,11 @@ def test_a_crashing_part_becomes_a_warning(small, monkeypatch):
     monkeypatch.setattr(report_module, "krippendorff_alphas", broken)
     report = _quick(small)
     assert report["reliability"]["krippendorff_alpha"] == []
-    assert "krippendorff_alpha failed: ValueError: boom" in report["meta"]["warnings"]
+    assert report["meta"]["failed_parts"] == ["krippendorff_alpha"]
+    assert not any("boom" in w or "ValueError" in w for w in report["meta"]["warnings"])
+    # logger.exception: the traceback is in the log.
+    logged = [r for r in caplog.records if "krippendorff_alpha" in r.getMessage()]
+    assert logged and logged[0].exc_info and "boom" in caplog.text
 
 
 def test_no_motivation_variation_and_no_alignment_column(small):
@@ -273,4 +285,5 @@ def test_one_measure_crashing_keeps_the_other_models(small, monkeypatch):
     by_measure = {m["measure"]: m for m in report["mixed_models"]}
     assert by_measure["helpfulness"]["method"] == "not fitted"
     assert by_measure["frustration"]["coefficients"]
-    assert any("helpfulness model: model failed: KeyError" in w for w in report["meta"]["warnings"])
+    assert report["meta"]["failed_parts"] == ["mixed_models:helpfulness"]
+    assert not any("KeyError" in w for w in report["meta"]["warnings"])

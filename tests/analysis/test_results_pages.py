@@ -123,3 +123,21 @@ def test_export_ratings_command_writes_long_format(analysed, tmp_path):
     assert all(len(r["participant_id"]) == 16 and "sim-" not in r["participant_id"] for r in rows)
     attention = [r for r in rows if r["kind"] == "attention"]
     assert len(attention) == 12 * 2 and all(r["correct"] == "3" for r in attention)
+
+
+def test_the_page_says_how_fresh_the_analysis_is(make_study):
+    """ "N participants, computed at …; M completed since", M read from the database now: the
+    page once showed an analysis of 1 participant while 3 had completed, without a word."""
+    study = make_study(target_participants=4)
+    simulate_participants(study, 1, seed=3)
+    owner = get_user_model().objects.create_user("fresh-owner", password="x")
+    StudyMembership.objects.create(study=study, user=owner, role="owner")
+    analysis_jobs.compute(AnalysisResult.objects.create(study=study, inclusion="included").pk)
+    client = Client()
+    client.force_login(owner)
+    html = client.get(f"/studies/{study.slug}/results/").content.decode()
+    assert "1 participant</strong>, computed at" in html and "0 completed since" in html
+    simulate_participants(study, 2, seed=3, first=1)
+    html = client.get(f"/studies/{study.slug}/results/").content.decode()
+    assert "1 participant</strong>, computed at" in html and "2 completed since" in html
+    assert "New participants have completed since this analysis was computed" in html
