@@ -48,7 +48,7 @@ class PowerAnalysisInputSerializer(serializers.Serializer):
 
 
 class PowerProgressSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(PowerAnalysis.Status.values)
+    status = serializers.ChoiceField(PowerAnalysis.Status.choices)
     done = serializers.IntegerField()
     total = serializers.IntegerField()
     percent = serializers.IntegerField()
@@ -58,7 +58,7 @@ class PowerProgressSerializer(serializers.Serializer):
 class PowerAnalysisSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     study = serializers.CharField()
-    status = serializers.ChoiceField(PowerAnalysis.Status.values)
+    status = serializers.ChoiceField(PowerAnalysis.Status.choices)
     error = serializers.CharField(allow_blank=True)
     params = serializers.DictField(help_text="What was simulated, the assumptions resolved.")
     progress = PowerProgressSerializer()

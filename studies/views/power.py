@@ -17,7 +17,7 @@ from studies.access import Action
 from studies.analysis.figures import response_type_label
 from studies.analysis.power import PowerInputError
 from studies.analysis.power.output import power_csv, power_curve, term_label
-from studies.analysis.power.simulation import ADJUSTMENTS, MAX_SIMULATIONS
+from studies.analysis.power.simulation import ADJUSTMENTS, MAX_SIMULATIONS, parse_participants
 from studies.design import required_response_types
 from studies.models import PowerAnalysis, Study
 from studies.spec import design_from_spec
@@ -121,6 +121,14 @@ class PowerForm(forms.Form):
         if self.data.get("source") == "pilot":
             for name in self.typed_fields:
                 self.fields[name].required = False
+
+    def clean_participants(self) -> str:
+        text = self.cleaned_data["participants"]
+        try:
+            parse_participants(text)
+        except PowerInputError as exc:
+            raise forms.ValidationError(exc.problems["participants"]) from None
+        return text
 
     def sections(self) -> list[tuple[str, list]]:
         """The form's fieldsets: what to plan for, the assumed values, the simulation."""
