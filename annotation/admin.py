@@ -45,7 +45,11 @@ class ParticipantAdmin(OwnedStudyAdmin):
         "instructions_read_at",
         "completed_at",
         "last_seen_at",
+        "withdrawn_at",
+        "recruitment_id_erased_at",
     )
+    # The encrypted recruitment id is read only on the owners' payments page, each read audited.
+    exclude = ("recruitment_id_encrypted",)
     actions = ["exclude_selected"]
 
     def has_add_permission(self, request):

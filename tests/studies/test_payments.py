@@ -300,3 +300,16 @@ def test_no_other_page_export_or_audit_row_holds_a_recruitment_id(paid):
         _no_raw_ids(json.dumps(event.detail), f"audit row {event.action}")
     # The ids are there to be found, so the checks above could fail: the owner's list shows one.
     assert DONE in owner.get(_url(study) + "?show=approve").content.decode()
+
+
+def test_the_admin_shows_neither_the_id_nor_its_ciphertext(paid):
+    root = Client()
+    root.force_login(paid.users["root"])
+    participant = Participant.objects.get(study=paid.study, status="completed", excluded=False)
+    for url in (
+        reverse("admin:annotation_participant_changelist"),
+        reverse("admin:annotation_participant_change", args=[participant.pk]),
+    ):
+        html = root.get(url).content.decode()
+        _no_raw_ids(html, url)
+        assert participant.recruitment_id_encrypted not in html, url
