@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from annotation.selectors import quality_numbers
 from studies import analysis_jobs
 from studies.access import Action
 from studies.datasets.codebook import build_codebook, codebook_json, codebook_markdown
@@ -58,10 +60,19 @@ def results(request: HttpRequest, slug: str) -> HttpResponse:
         "tables": {},
         "reporting_rule": REPORTING_RULE,
         "min_participants": claims.MIN_PARTICIPANTS,
+        # How many completed participants "included" leaves out (quality flags, decisions).
+        "exclusions": quality_numbers(study),
+        "participants_url": reverse("studies:participants", kwargs={"slug": slug}),
     }
     context["is_stale"] = context["freshness"]["completed_since"] > 0 or result is None
     if result is not None:
-        parts = results_page_parts(result.report)
+        # A stored result never changes: its page parts (figures as JSON, tables, sentences)
+        # are built once per process, not on every view (building the figures takes ~0.5 s).
+        key = f"results-page:{result.pk}:{result.finished_at and result.finished_at.timestamp()}"
+        parts = cache.get(key)
+        if parts is None:
+            parts = results_page_parts(result.report)
+            cache.set(key, parts, timeout=24 * 3600)
         context.update(
             figures=parts["figures"],
             # Drawn by static/js/results.js, one after another, once plotly.js (deferred) ran.

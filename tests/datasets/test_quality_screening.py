@@ -38,8 +38,9 @@ CORRECT = "3"  # the seed study's attention checks ask for 'Somewhat disagree'
 
 
 def varied(position: int, index: int) -> str:
-    """A careful participant's answers: different values across an item's questions."""
-    return str((position * 3 + index * 2) % 7 + 1)
+    """A careful participant's answers: different values across an item's questions (1 to 5,
+    on every scale of the examples)."""
+    return str((position * 3 + index * 2) % 5 + 1)
 
 
 def same_four(position: int, index: int) -> str:
@@ -156,6 +157,8 @@ def test_a_speeder_and_a_straight_liner_are_flagged_excluded_and_counted(make_st
     assert per_rule["speeders"] == 1 and per_rule["straight_lining"] == 1
     tables = client.get(f"/studies/{study.slug}/dashboard.json").json()["tables_html"]
     assert '<strong data-count="excluded">2</strong>' in tables
+    results = client.get(f"/studies/{study.slug}/results/").content.decode()
+    assert "2 completed participants excluded" in results and "left out here" in results
     page = client.get(f"/studies/{study.slug}/participants/?flag=flagged").content.decode()
     assert "answered 4 to every question of 8 consecutive items" in page
     assert page.count('id="participant-') == 2
