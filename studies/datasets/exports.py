@@ -336,7 +336,7 @@ class _Progress:
     """Counts rows and writes them to the job's row at most every PROGRESS_EVERY_S."""
 
     def __init__(self, job_id: int) -> None:
-        self.job_id, self.done, self.last = job_id, 0, 0.0
+        self.job_id, self.done, self.total_rows, self.last = job_id, 0, 0, 0.0
 
     def total(self, rows: int) -> None:
         ExportJob.objects.filter(pk=self.job_id).update(rows_total=rows, rows_done=0)
@@ -347,8 +347,8 @@ class _Progress:
         now = time.monotonic()
         if now - self.last >= PROGRESS_EVERY_S:
             self.last = now
-            # Line counts of multi-line texts may run ahead; never past the total.
-            done = min(self.done, getattr(self, "total_rows", self.done))
+            # Rows written since the count (a participant finishing) never show past 100%.
+            done = min(self.done, self.total_rows)
             ExportJob.objects.filter(pk=self.job_id).update(rows_done=done)
 
 
@@ -382,7 +382,7 @@ def run_export(job_id: int) -> ExportJob:
     now = timezone.now()
     ExportJob.objects.filter(pk=job.pk).update(
         status=ExportJob.Status.DONE,
-        rows_done=progress.done if not getattr(progress, "total_rows", 0) else progress.total_rows,
+        rows_done=progress.total_rows,
         file_path=str(relative),
         size_bytes=target.stat().st_size,
         sha256=sha256_file(target),

@@ -73,6 +73,9 @@ class Table:
     # FROM … WHERE … ORDER BY of the PostgreSQL SELECT (None: rows only).
     sql_from: sql.Composable | None = None
     description: str = ""
+    # FROM … WHERE of the rows alone (no joins that cannot change the count, no ORDER BY):
+    # rows_total of the job's progress, cheaply.
+    count_from: sql.Composable | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -277,7 +280,16 @@ def _ratings_table(study: Study, inclusion: str) -> Table:
                 ms_on_page,
             )
 
-    return Table("ratings", columns, rows, sql_from, TABLE_DESCRIPTIONS["ratings"])
+    count_from = sql.SQL(
+        "FROM {rating} r JOIN {participant} p ON p.id = r.participant_id "
+        "WHERE p.study_id = {study} AND {inclusion}"
+    ).format(
+        rating=_db(Rating),
+        participant=_db(Participant),
+        study=sql.Literal(study.pk),
+        inclusion=_inclusion_sql(inclusion),
+    )
+    return Table("ratings", columns, rows, sql_from, TABLE_DESCRIPTIONS["ratings"], count_from)
 
 
 # --- trials --------------------------------------------------------------------------------
@@ -400,7 +412,16 @@ def _trials_table(study: Study, inclusion: str) -> Table:
                 *row[14:],
             )
 
-    return Table("trials", columns, rows, sql_from, TABLE_DESCRIPTIONS["trials"])
+    count_from = sql.SQL(
+        "FROM {trial} t JOIN {participant} p ON p.id = t.participant_id "
+        "WHERE p.study_id = {study} AND {inclusion}"
+    ).format(
+        trial=_db(Trial),
+        participant=_db(Participant),
+        study=sql.Literal(study.pk),
+        inclusion=_inclusion_sql(inclusion),
+    )
+    return Table("trials", columns, rows, sql_from, TABLE_DESCRIPTIONS["trials"], count_from)
 
 
 # --- participants --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
@@ -31,6 +32,8 @@ FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
 BATCH_ROWS = 50_000
 # Bytes per block the Parquet converter reads from the CSV (bounds its memory).
 CSV_BLOCK_BYTES = 4 << 20
+# Rows between two progress reports of a COPY.
+PROGRESS_ROWS = 10_000
 
 Progress = Callable[[int], None]
 
@@ -120,25 +123,36 @@ def jsonl_copy_sql(table: Table) -> sql.Composable:
 
 
 def count_sql(table: Table) -> sql.Composable:
+    if table.count_from is not None:
+        return sql.SQL("SELECT count(*) {}").format(table.count_from)
     return sql.SQL("SELECT count(*) FROM ({}) t").format(table.typed_select())
 
 
 # --- the PostgreSQL path -------------------------------------------------------------------
 
 
-def _copy_to(pg, statement: sql.Composable, out, progress: Progress | None) -> None:
-    """Stream a COPY's output into ``out``; progress counts lines (rows, for one-line rows)."""
+def _copy_to(pg, statement: sql.Composable, out, progress: Progress | None) -> int:
+    """Stream a COPY's output into ``out``; returns the rows (header included).
+
+    libpq hands COPY data over one row per message (a text with line breaks included), so
+    counting messages counts rows exactly; progress hears of them every PROGRESS_ROWS.
+    """
+    rows = 0
     with pg.cursor() as cursor, cursor.copy(statement) as copy:
         for data in copy:
             out.write(data)
-            if progress is not None:
-                progress(bytes(data).count(b"\n"))
+            rows += 1
+            if progress is not None and rows % PROGRESS_ROWS == 0:
+                progress(PROGRESS_ROWS)
+    if progress is not None and rows % PROGRESS_ROWS:
+        progress(rows % PROGRESS_ROWS)
+    return rows
 
 
-def _parquet_from_csv(table: Table, csv_path: Path, path: Path, progress: Progress | None) -> int:
+def _parquet_from_csv(table: Table, source, path: Path, progress: Progress | None) -> int:
     names = table.column_names
     reader = pa_csv.open_csv(
-        csv_path,
+        source,
         read_options=pa_csv.ReadOptions(column_names=names, block_size=CSV_BLOCK_BYTES),
         parse_options=pa_csv.ParseOptions(newlines_in_values=True),
         convert_options=pa_csv.ConvertOptions(
@@ -173,13 +187,33 @@ def write_table_postgres(
         with open(path, "wb") as out:
             _copy_to(pg, jsonl_copy_sql(table), out, progress)
     else:
-        scratch = path.with_name(path.name + ".csv.part")
+        _parquet_through_pipe(pg, table, path, progress)
+
+
+def _parquet_through_pipe(pg, table: Table, path: Path, progress: Progress | None) -> None:
+    """COPY's CSV into a pipe on one thread while pyarrow parses it into record batches on
+    this one: the server's work and the conversion overlap, nothing lands on disk twice, and
+    memory is a few blocks whatever the row count."""
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def pump() -> None:
         try:
-            with open(scratch, "wb") as out:
+            with open(write_fd, "wb") as out:
                 _copy_to(pg, csv_copy_sql(table, header=False), out, None)
-            _parquet_from_csv(table, scratch, path, progress)
-        finally:
-            scratch.unlink(missing_ok=True)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=pump, name=f"copy-{table.name}", daemon=True)
+    thread.start()
+    try:
+        # Closing the read end on a parse error makes the pump's next write fail, so it ends.
+        with open(read_fd, "rb") as source:
+            _parquet_from_csv(table, source, path, progress)
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 def _minus_header(progress: Progress | None) -> Progress | None:

@@ -4,6 +4,7 @@ progress, download the file through the permission check."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -130,7 +131,7 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
         "may_include_ids": may_ids,
         "rows": rows,
         "any_open": any(row["open"] for row in rows),
-        "expiry_hours": exports.settings.EXPORT_EXPIRY_HOURS,
+        "expiry_hours": settings.EXPORT_EXPIRY_HOURS,
     }
     return render(request, "studies/exports.html", context, status=status)
 

@@ -10,6 +10,7 @@ import zipfile
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
@@ -172,7 +173,7 @@ def test_recruitment_ids_only_for_owners_and_downloads_through_the_check(make_st
     # Expired: the beat sweep deletes the files, the jobs say so, downloads are gone.
     paths = [exports.job_file(job) for job in ExportJob.objects.all()]
     assert all(p is not None and p.exists() for p in paths)
-    later = timezone.now() + timedelta(hours=exports.settings.EXPORT_EXPIRY_HOURS + 1)
+    later = timezone.now() + timedelta(hours=settings.EXPORT_EXPIRY_HOURS + 1)
     assert exports.expire_exports(now=later) == 2
     assert not any(p.exists() for p in paths)
     assert set(ExportJob.objects.values_list("status", flat=True)) == {"expired"}
