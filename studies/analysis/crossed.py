@@ -73,7 +73,9 @@ class _Criterion:
         self.small = [name for name in names if name != self.big]
         self.names = [self.big, *self.small]
         W = np.hstack([_indicator(factors[k], levels[k]).toarray() for k in self.small] + [X])
-        self.W = W
+        # For W'y: the small factors' parts are sums per level, X's part one product.
+        self.small_codes = [(factors[k], levels[k]) for k in self.small]
+        self.Xt = np.ascontiguousarray(X.T)
         self.small_sizes = [levels[k] for k in self.small]
         self.q_small = sum(self.small_sizes)
         self.m = W.shape[1]
@@ -91,26 +93,32 @@ class _Criterion:
         )
         self.group_rows = [group == g for g in range(len(self.counts))]
         self.GtG = np.zeros((len(self.counts), self.m, self.m))
-        for g, rows in enumerate(self.group_rows):
-            self.GtG[g] = self.G[rows].T @ self.G[rows]
+        # Each count group's rows of G, transposed and contiguous, for the y-dependent part.
+        self.group_Gt = [np.ascontiguousarray(self.G[rows].T) for rows in self.group_rows]
+        for g, Gt in enumerate(self.group_Gt):
+            self.GtG[g] = Gt @ Gt.T
         # Per evaluation: the weighted sum of GtG as one matrix-vector product, and each
         # column's theta entry by one index (the small factors', then 1 for X's columns).
         self.GtG_flat = self.GtG.reshape(len(self.counts), self.m * self.m)
         self.column_theta = np.repeat(np.arange(len(self.small) + 1), [*self.small_sizes, self.p])
         self.small_diagonal = np.arange(self.q_small)
+        self.identity = np.eye(self.m)
         if y is not None:
             self.set_response(y)
 
     def set_response(self, y: np.ndarray) -> None:
         """The cross products that involve y: O(n m), the design's own are kept."""
-        self.Wty = self.W.T @ y
+        sums = [np.bincount(codes, weights=y, minlength=size) for codes, size in self.small_codes]
+        self.Wty = np.concatenate([*sums, self.Xt @ y])
         self.yty = float(y @ y)
         zy = np.bincount(self.big_codes, weights=y, minlength=self.big_levels)
         self.Gtz = np.zeros((len(self.counts), self.m))
         self.ztz = np.zeros(len(self.counts))
-        for g, rows in enumerate(self.group_rows):
-            self.Gtz[g] = self.G[rows].T @ zy[rows]
-            self.ztz[g] = zy[rows] @ zy[rows]
+        single = len(self.counts) == 1  # balanced designs: every level in the one group
+        for g, (rows, Gt) in enumerate(zip(self.group_rows, self.group_Gt, strict=True)):
+            z = zy if single else zy[rows]
+            self.Gtz[g] = Gt @ z
+            self.ztz[g] = z @ z
 
     def _system(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
         """Absorbed system matrix A, right-hand side h, log det of the big block, y-part of r2."""
@@ -186,23 +194,25 @@ class _Criterion:
         A[self.small_diagonal, self.small_diagonal] += 1.0
         v = self.Wty - w @ self.Gtz
         h = s * v
-        if not np.isfinite(A).all():
-            raise CrossedFitError("the mixed-model equations are not finite")
         chol, info = lapack.dpotrf(A, lower=1, clean=0)
         if info != 0:
             raise np.linalg.LinAlgError("the mixed-model equations are not positive definite")
-        sol, _ = lapack.dpotrs(chol, h, lower=1)
+        # One solve for h and the inverse together (the inverse feeds the trace terms).
+        rhs = np.empty((m, m + 1))
+        rhs[:, 0] = h
+        rhs[:, 1:] = self.identity
+        both, _ = lapack.dpotrs(chol, rhs, lower=1)
+        sol, inv = both[:, 0], both[:, 1:]
         r2 = self.yty - float(w @ self.ztz) - float(h @ sol)
         dof = self.n - self.p
         if not r2 > 0:
             raise CrossedFitError("the model fits the ratings exactly; no residual variance")
-        logdet = float(self.group_sizes @ np.log(denom)) + 2.0 * float(np.log(np.diag(chol)).sum())
+        logdet = float(self.group_sizes @ np.log(denom)) + 2.0 * float(
+            np.log(chol.diagonal()).sum()
+        )
         deviance = logdet + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
-        inv, info = lapack.dpotri(chol, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("the mixed-model equations are singular")
-        inv = np.tril(inv)
-        inv += np.tril(inv, -1).T
+        if not np.isfinite(deviance):
+            raise CrossedFitError("the REML criterion is not finite here")
         grad = np.empty(len(theta))
         ratio = dof / r2
         ssol = s * sol
