@@ -37,6 +37,7 @@ class CrossedFit:
     message: str
     reml_deviance: float
     boundary: list[str] = field(default_factory=list)
+    theta: np.ndarray | None = None  # the optimum: SDs relative to the residual SD
 
 
 class CrossedFitError(RuntimeError):
@@ -269,8 +270,19 @@ class CrossedModel:
         """The random factors in the order of theta (the absorbed, largest one first)."""
         return list(self._crit.names)
 
-    def fit(self, y: np.ndarray, start: float | np.ndarray = 1.0) -> CrossedFit:
-        """REML fit to ``y``; ``start`` is theta (SDs relative to the residual SD)."""
+    def fit(
+        self,
+        y: np.ndarray,
+        start: float | np.ndarray = 1.0,
+        hessian: np.ndarray | None = None,
+    ) -> CrossedFit:
+        """REML fit to ``y``; ``start`` is theta (SDs relative to the residual SD).
+
+        ``hessian``: the criterion's Hessian in theta near the optimum (``hessian_at``), from
+        a fit of other y on this design. A quasi-Newton search started with it then needs a
+        handful of evaluations and none of scipy's set-up, which is most of the cost of a
+        fit in a power simulation; should it not converge, L-BFGS-B runs as without it.
+        """
         crit = self._crit
         y = np.asarray(y, dtype=float)
         if y.shape != (crit.n,):
@@ -278,8 +290,30 @@ class CrossedModel:
         crit.set_response(y)
         k = len(crit.names)
         x0 = np.broadcast_to(np.asarray(start, dtype=float), (k,)).copy()
+        found = _quasi_newton(crit, x0, hessian) if hessian is not None else None
+        if found is not None:
+            escape = _escape_zero(crit, found)
+            if escape is None:
+                return self._result(found, converged=True, message="quasi-Newton (shared Hessian)")
+            x0 = escape
         if not np.isfinite(crit.deviance(x0)):
             raise CrossedFitError("the REML criterion is not finite at the starting values")
+        for _ in range(len(x0) + 1):
+            res = self._lbfgsb(x0)
+            # theta = 0 is a stationary point of every factor (the criterion is even in each
+            # theta), where a gradient method may stop though moving off 0 lowers the
+            # criterion: it restarts from the lower point until no such zero is left.
+            escape = _escape_zero(crit, np.asarray(res.x, dtype=float))
+            if escape is None:
+                break
+            x0 = escape
+        return self._result(
+            np.asarray(res.x, dtype=float), converged=bool(res.success), message=str(res.message)
+        )
+
+    def _lbfgsb(self, x0: np.ndarray) -> optimize.OptimizeResult:
+        crit = self._crit
+        k = len(x0)
         # Bounded at 0: a variance on the boundary is a legitimate REML answer, not a failure.
         res = optimize.minimize(
             crit.deviance_and_gradient,
@@ -287,7 +321,7 @@ class CrossedModel:
             jac=True,
             method="L-BFGS-B",
             bounds=[(0.0, None)] * k,
-            options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-7},
+            options={"maxiter": 500, "ftol": _FTOL, "gtol": _GTOL},
         )
         if not res.success:
             # L-BFGS-B can stop on a flat stretch of the criterion; Nelder-Mead from where it
@@ -302,7 +336,24 @@ class CrossedModel:
             if retry.success and retry.fun <= res.fun + 1e-8:
                 res = retry
                 res.x = np.abs(res.x)
-        theta = np.asarray(res.x, dtype=float)
+        return res
+
+    def hessian_at(self, theta: np.ndarray) -> np.ndarray:
+        """The criterion's Hessian at ``theta`` for the last y: differences of the exact
+        gradient (k + 1 evaluations)."""
+        crit = self._crit
+        theta = np.asarray(theta, dtype=float)
+        _, g = crit.deviance_and_gradient(theta)
+        H = np.empty((len(theta), len(theta)))
+        for i in range(len(theta)):
+            step = 1e-6 * max(1.0, abs(theta[i]))
+            moved = theta.copy()
+            moved[i] += step
+            H[:, i] = (crit.deviance_and_gradient(moved)[1] - g) / step
+        return (H + H.T) / 2
+
+    def _result(self, theta: np.ndarray, *, converged: bool, message: str) -> CrossedFit:
+        crit = self._crit
         deviance, fe, inv, scale = crit.solve(theta)
         if not (np.isfinite(deviance) and np.all(np.isfinite(fe)) and np.all(np.isfinite(inv))):
             raise CrossedFitError("the fit produced non-finite estimates")
@@ -314,8 +365,76 @@ class CrossedModel:
             cov_fe=scale * inv,
             scale=float(scale),
             vcomp=vcomp,
-            converged=bool(res.success),
-            message=str(res.message),
+            converged=converged,
+            message=message,
             reml_deviance=float(deviance),
             boundary=boundary,
+            theta=theta,
         )
+
+
+# L-BFGS-B's tolerance on the projected gradient; the quasi-Newton search stops at the same.
+_GTOL = 1e-7
+_FTOL = 1e-12
+
+
+# Where a variance sits at 0, the criterion is probed this far off it (relative SDs).
+_ESCAPE_PROBES = (1e-3, 1e-2, 0.1, 0.5)
+
+
+def _escape_zero(crit: _Criterion, theta: np.ndarray) -> np.ndarray | None:
+    """A point with a lower criterion next to a zero of ``theta`` that is not a minimum in
+    that direction, or None when every zero is one (or there is none)."""
+    zeros = np.flatnonzero(theta < 1e-6)
+    if not len(zeros):
+        return None
+    f = crit.deviance(theta)
+    for i in zeros:
+        for delta in _ESCAPE_PROBES:
+            trial = theta.copy()
+            trial[i] = delta
+            if crit.deviance(trial) < f - 1e-9 * max(1.0, abs(f)):
+                return trial
+    return None
+
+
+def _quasi_newton(
+    crit: _Criterion, x0: np.ndarray, hessian: np.ndarray, max_iter: int = 50
+) -> np.ndarray | None:
+    """Projected BFGS on theta >= 0 from ``x0``, its Hessian approximation starting at
+    ``hessian``; the optimum, or None when it does not get there (the caller falls back)."""
+    theta = np.maximum(x0, 0.0)
+    f, g = crit.deviance_and_gradient(theta)
+    if not np.isfinite(f):
+        return None
+    B = np.array(hessian, dtype=float)
+    for _ in range(max_iter):
+        # A variance at 0 whose gradient pushes it below 0 stays there (the bound is active).
+        active = (theta <= 0.0) & (g > 0.0)
+        if np.max(np.abs(np.where(active, 0.0, g))) <= _GTOL:
+            return theta
+        free = ~active
+        try:
+            step = np.zeros_like(theta)
+            step[free] = -np.linalg.solve(B[np.ix_(free, free)], g[free])
+        except np.linalg.LinAlgError:
+            return None
+        if not g @ step < 0:
+            return None  # not a descent direction: the approximation is off here
+        t = 1.0
+        while True:
+            candidate = np.maximum(theta + t * step, 0.0)
+            fc, gc = crit.deviance_and_gradient(candidate)
+            if np.isfinite(fc) and fc <= f + 1e-4 * (g @ (candidate - theta)):
+                break
+            t *= 0.5
+            if t < 1e-8:
+                return None
+        s, dg = candidate - theta, gc - g
+        if s @ dg > 1e-12:
+            Bs = B @ s
+            B = B - np.outer(Bs, Bs) / (s @ Bs) + np.outer(dg, dg) / (dg @ s)
+        if f - fc <= _FTOL * max(abs(f), abs(fc), 1.0):
+            return candidate  # L-BFGS-B's other stopping rule: no relative reduction left
+        theta, f, g = candidate, fc, gc
+    return None

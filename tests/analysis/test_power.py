@@ -33,6 +33,7 @@ from studies.analysis.power.output import power_csv, power_curve, power_text
 from studies.analysis.power.simulation import (
     holm,
     parse_participants,
+    simulate_ratings,
     simulated_data_sets,
     size_model,
     synthetic_queries,
@@ -252,6 +253,33 @@ def test_crossed_gradient_matches_finite_differences():
             for e in np.eye(2)
         ]
         assert gradient == pytest.approx(numeric, rel=1e-4, abs=1e-3)
+
+
+def test_fits_reach_the_criterions_minimum_when_a_variance_is_near_zero(seed_design):
+    """At theta = 0 the REML criterion's gradient vanishes (it is even in each theta), so a
+    gradient method can stop there though the criterion falls off it. On small designs,
+    where a variance often lands near 0, every fit (the analysis's and the power loop's)
+    is at least as low as the lowest point of a grid over theta."""
+    from studies.analysis.crossed import fit_crossed_reml
+
+    a = _assumptions(sd_participant=0.3, sd_query=0.2)
+    sm = size_model(seed_design, a, 16, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    crit = sm.model._crit
+    grid = [np.array([b, q]) for b in np.linspace(0, 2, 21) for q in np.linspace(0, 1, 11)]
+    X = crit.Xt.T  # the design's fixed-effect columns, as the analysis builds them
+    factors = {"participant": sm.participant, "query": sm.query}
+    hessian = None
+    for _ in range(40):
+        y = simulate_ratings(sm, a, rng)
+        analysis = fit_crossed_reml(y, X, factors)
+        power_fit = sm.model.fit(y, np.array([0.3, 0.2]), hessian)
+        hessian = sm.model.hessian_at(power_fit.theta)
+        crit.set_response(y)
+        lowest = min(crit.deviance(theta) for theta in grid)
+        assert analysis.reml_deviance <= lowest + 1e-6
+        assert power_fit.reml_deviance <= lowest + 1e-6
+        assert power_fit.fe_params == pytest.approx(analysis.fe_params, abs=1e-5)
 
 
 # --- inputs -----------------------------------------------------------------------------------
