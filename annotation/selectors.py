@@ -461,7 +461,7 @@ def quality_records(study: Study, participant_pks: list[int]):
         population.append(
             ParticipantRecord(
                 key=pk,
-                label=pseudonym[:8],
+                label=pseudonym[:10],
                 order=pk,
                 completed=status == Participant.Status.COMPLETED,
                 total_seconds=_seconds_between(consented, completed),

@@ -59,12 +59,12 @@ def test_duplicates_by_device_and_by_session_id(make_study, every_type_spec):
     assert flags[same_device.pk] == [
         {
             "rule": "duplicates",
-            "reason": f"the same device as participant {first.pseudonym[:8]}, who came earlier",
+            "reason": f"the same device as participant {first.pseudonym[:10]}, who came earlier",
         }
     ]
     (flag,) = Participant.objects.get(pk=same_session.pk).flags
     assert flag["reason"] == (
-        f"the same recruitment session id as participant {other.pseudonym[:8]}, who came earlier"
+        f"the same recruitment session id as participant {other.pseudonym[:10]}, who came earlier"
     )
 
 
@@ -105,3 +105,37 @@ def test_a_replacement_needs_a_running_study_and_a_used_slot(make_study):
     participant.refresh_from_db()
     # Refused as a whole: the decision was not recorded either.
     assert participant.exclusion_decision == "" and not participant.excluded
+
+
+def test_confirm_all_flagged_decides_only_the_undecided(make_study):
+    from django.contrib.auth import get_user_model
+
+    from studies.models import StudyMembership
+
+    study = make_study(target_participants=3)
+    flag = [{"rule": "speeders", "reason": "finished in 3 s, under the minimum of 60 s"}]
+    undecided = [
+        Participant.objects.create(
+            study=study, pseudonym=f"u{i}", status="completed", flags=flag, excluded=True
+        )
+        for i in range(2)
+    ]
+    kept = Participant.objects.create(
+        study=study, pseudonym="k", status="completed", flags=flag, exclusion_decision="kept"
+    )
+    clean = Participant.objects.create(study=study, pseudonym="c", status="completed")
+    user = get_user_model().objects.create_user("bulk", password="pw-bulk-123")
+    StudyMembership.objects.create(study=study, user=user, role="editor")
+    client = Client()
+    client.force_login(user)
+    url = f"/studies/{study.slug}/participants/confirm-flagged/"
+    response = client.post(url, {"reason": ""}, follow=True)
+    assert "Nothing changed" in response.content.decode()
+    assert not Participant.objects.filter(exclusion_decision="excluded").exists()
+    response = client.post(url, {"reason": "speeders, checked by hand"}, follow=True)
+    assert "2 flagged participants confirmed as excluded" in response.content.decode()
+    decided = dict(Participant.objects.filter(study=study).values_list("pk", "exclusion_decision"))
+    assert [decided[p.pk] for p in undecided] == ["excluded", "excluded"]
+    assert (decided[kept.pk], decided[clean.pk]) == ("kept", "")
+    events = AuditEvent.objects.filter(study=study, action="participant_excluded")
+    assert events.count() == 2 and {e.actor for e in events} == {user}
