@@ -151,6 +151,11 @@ def _copy_to(pg, statement: sql.Composable, out, progress: Progress | None) -> i
 
 def _parquet_from_csv(table: Table, source, path: Path, progress: Progress | None) -> int:
     names = table.column_names
+    schema = arrow_schema(table)
+    if not source.peek(1):
+        # No rows at all (pyarrow refuses an empty CSV): a valid file with the columns.
+        pq.write_table(schema.empty_table(), path)
+        return 0
     reader = pa_csv.open_csv(
         source,
         read_options=pa_csv.ReadOptions(column_names=names, block_size=CSV_BLOCK_BYTES),
@@ -165,7 +170,6 @@ def _parquet_from_csv(table: Table, source, path: Path, progress: Progress | Non
             quoted_strings_can_be_null=False,
         ),
     )
-    schema = arrow_schema(table)
     count = 0
     with pq.ParquetWriter(path, schema) as writer:
         for batch in reader:

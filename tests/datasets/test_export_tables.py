@@ -223,3 +223,23 @@ def test_participants_table_has_decision_cell_timings_and_no_withdrawn(study, tm
         )
         assert isinstance(row["flags"], list) and isinstance(row["is_pilot"], bool)
         assert row["recruitment_study"] == "s1" and row["recruitment_session"] == "x"
+
+
+@pytest.mark.parametrize("export_format", writers.FORMATS)
+def test_a_study_without_participants_exports_empty_tables_with_their_columns(
+    make_study, tmp_path, export_format
+):
+    study = make_study(target_participants=2)
+    files = export_files(study, tmp_path, export_format=export_format, package=True)
+    codebook = json.loads(files["codebook.json"])
+    ratings = files[f"data/ratings.{export_format}"]
+    columns = [c["name"] for c in codebook["files"][f"data/ratings.{export_format}"]["columns"]]
+    if export_format == "csv":
+        assert ratings.decode().splitlines() == [",".join(columns)]
+    elif export_format == "jsonl":
+        assert ratings == b""
+    else:
+        table = pq.read_table(pa.BufferReader(ratings))
+        assert table.num_rows == 0 and table.column_names == columns
+    # The package's analysis is of nothing, and says so.
+    assert json.loads(files["analysis.json"])["meta"]["n_participants"] == 0

@@ -13,6 +13,9 @@ from studies.services import record_audit
 
 
 class Command(BaseCommand):
+    # The system checks import every view (plotly, pandas): seconds and 100+ MB an export of
+    # data does not need.
+    requires_system_checks: list[str] = []
     help = (
         "Export a study's tables (ratings, participants, stimuli, trials, block answers) with "
         "their codebook and a SHA-256 manifest, or with --package the replication package; "
