@@ -413,10 +413,13 @@ def _quasi_newton(
         active = (theta <= 0.0) & (g > 0.0)
         if np.max(np.abs(np.where(active, 0.0, g))) <= _GTOL:
             return theta
-        free = ~active
         try:
-            step = np.zeros_like(theta)
-            step[free] = -np.linalg.solve(B[np.ix_(free, free)], g[free])
+            if active.any():
+                free = ~active
+                step = np.zeros_like(theta)
+                step[free] = -np.linalg.solve(B[np.ix_(free, free)], g[free])
+            else:
+                step = -np.linalg.solve(B, g)
         except np.linalg.LinAlgError:
             return None
         if not g @ step < 0:
@@ -433,7 +436,7 @@ def _quasi_newton(
         s, dg = candidate - theta, gc - g
         if s @ dg > 1e-12:
             Bs = B @ s
-            B = B - np.outer(Bs, Bs) / (s @ Bs) + np.outer(dg, dg) / (dg @ s)
+            B = B - Bs[:, None] * (Bs / (s @ Bs)) + dg[:, None] * (dg / (dg @ s))
         if f - fc <= _FTOL * max(abs(f), abs(fc), 1.0):
             return candidate  # L-BFGS-B's other stopping rule: no relative reduction left
         theta, f, g = candidate, fc, gc
