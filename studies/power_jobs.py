@@ -24,7 +24,7 @@ from studies.analysis.power import (
     run_power,
 )
 from studies.analysis.power.simulation import synthetic_queries
-from studies.design import QueryRef
+from studies.design import QueryRef, required_response_types
 from studies.domain import DEFAULT_INCLUSION
 from studies.models import AnalysisResult, PowerAnalysis, Study
 from studies.services import record_audit
@@ -115,8 +115,9 @@ def resolve_params(*, study: Study, params: dict, actor: AbstractBaseUser | None
     except PowerInputError as exc:
         problems.update(exc.problems)
     n_queries = params.get("queries")
+    planned = None
     try:
-        planned_design(study, n_queries)
+        planned = planned_design(study, n_queries)
     except PowerInputError as exc:
         problems.update(exc.problems)
     if problems:
@@ -128,6 +129,17 @@ def resolve_params(*, study: Study, params: dict, actor: AbstractBaseUser | None
         typed = dict(params.get("assumptions") or {})
         typed.update(measure=measure, points=scale)
         assumptions = assumptions_from_dict(typed, source="typed in")
+    try:
+        shown = required_response_types(planned.design)
+    except ValueError:
+        shown = set()
+    if assumptions.reference_level not in shown:
+        raise PowerInputError(
+            {
+                "reference_level": f"this design never shows {assumptions.reference_level}, the "
+                "level the effects are relative to"
+            }
+        )
     return {
         "source": source,
         "pilot": params.get("pilot") if source == "pilot" else None,
