@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
@@ -255,6 +256,34 @@ def compute(power_id: int) -> PowerAnalysis:
     power.finished_at = timezone.now()
     power.save(update_fields=["status", "error", "result", "progress_done", "finished_at"])
     return power
+
+
+def fail_stuck(now: datetime | None = None) -> int:
+    """Fail runs no worker took within JOB_QUEUED_LIMIT_MINUTES, or whose progress stopped
+    moving for ANALYSIS_RUNNING_LIMIT_MINUTES since they started (their worker died and nothing
+    redelivered the task), so their page stops waiting and says why."""
+    now = now or timezone.now()
+    queued = django_settings.JOB_QUEUED_LIMIT_MINUTES
+    running = django_settings.ANALYSIS_RUNNING_LIMIT_MINUTES
+    failed = PowerAnalysis.objects.filter(
+        status=PowerAnalysis.Status.QUEUED, created_at__lt=now - timedelta(minutes=queued)
+    ).update(
+        status=PowerAnalysis.Status.FAILED,
+        finished_at=now,
+        error=f"not taken by a worker within {queued} minutes (is a worker running on the "
+        "default queue?); nothing was simulated. Start it again.",
+    )
+    failed += PowerAnalysis.objects.filter(
+        status=PowerAnalysis.Status.RUNNING, started_at__lt=now - timedelta(minutes=running)
+    ).update(
+        status=PowerAnalysis.Status.FAILED,
+        finished_at=now,
+        error=f"still running after {running} minutes: its worker stopped without finishing. "
+        "Start it again.",
+    )
+    if failed:
+        logger.warning("failed %d power analysis run(s) no worker finished", failed)
+    return failed
 
 
 def progress_of(power: PowerAnalysis) -> dict[str, Any]:

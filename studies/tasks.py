@@ -88,9 +88,11 @@ def compute_power_analysis(power_id: int) -> str:
 
 @shared_task(acks_late=True)
 def refresh_live_analyses() -> int:
-    """Beat: fail analyses no worker finished, then recompute live studies with new ratings."""
-    from studies import analysis_jobs
+    """Beat: fail analyses (and power analyses) no worker finished, then recompute live
+    studies with new ratings."""
+    from studies import analysis_jobs, power_jobs
 
+    power_jobs.fail_stuck()
     return analysis_jobs.refresh_live_studies()
 
 

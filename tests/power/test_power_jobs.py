@@ -99,6 +99,27 @@ def test_a_failure_is_stored_not_raised(draft):
 
 
 @pytest.mark.django_db
+def test_the_beat_sweep_fails_runs_no_worker_finished(draft):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from studies import tasks
+
+    waiting = power_jobs.request_power_analysis(study=draft, params=TYPED, actor=None)
+    lost = power_jobs.request_power_analysis(study=draft, params=TYPED, actor=None)
+    fresh = power_jobs.request_power_analysis(study=draft, params=TYPED, actor=None)
+    long_ago = timezone.now() - timedelta(hours=5)
+    PowerAnalysis.objects.filter(pk=waiting.pk).update(created_at=long_ago)
+    PowerAnalysis.objects.filter(pk=lost.pk).update(status="running", started_at=long_ago)
+    tasks.refresh_live_analyses()  # what beat runs every minute
+    states = dict(PowerAnalysis.objects.values_list("pk", "status"))
+    assert states == {waiting.pk: "failed", lost.pk: "failed", fresh.pk: "queued"}
+    assert "not taken by a worker" in PowerAnalysis.objects.get(pk=waiting.pk).error
+    assert "still running after" in PowerAnalysis.objects.get(pk=lost.pk).error
+
+
+@pytest.mark.django_db
 def test_pilot_source_copies_the_pilots_estimates(draft, make_study):
     pilot = make_study(launch=False, slug="pilot-study", title="Pilot")
     owner = _user("olga", draft, "owner")
