@@ -19,6 +19,7 @@ from studies.analysis.power import PowerInputError
 from studies.analysis.power.output import power_csv, power_curve, term_label
 from studies.analysis.power.simulation import ADJUSTMENTS, MAX_SIMULATIONS, parse_participants
 from studies.design import required_response_types
+from studies.domain import RESPONSE_TYPES
 from studies.models import PowerAnalysis, Study
 from studies.spec import design_from_spec
 from studies.views.common import study_for_request
@@ -27,7 +28,8 @@ RECENT = 10
 
 
 def _design_types(study: Study) -> tuple[list[str], str, bool]:
-    """The response types the design shows (reference first), the reference, motivation?"""
+    """The design's response types other than the reference, the reference, and whether
+    motivation varies (then it has an effect and interactions to assume)."""
     spec = selectors.study_spec(study)
     design = design_from_spec(spec)
     reference = spec.analysis.reference_level
@@ -35,8 +37,6 @@ def _design_types(study: Study) -> tuple[list[str], str, bool]:
         shown = required_response_types(design)
     except ValueError:
         shown = set()
-    from studies.domain import RESPONSE_TYPES
-
     types = [t for t in RESPONSE_TYPES if t in shown and t != reference]
     motivation = any(f.name == "motivation" and len(f.levels) > 1 for f in design.factors)
     return types, reference, motivation
