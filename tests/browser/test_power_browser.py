@@ -32,6 +32,13 @@ def test_power_page_runs_and_draws_the_curve(browser: Browser, make_study, live_
     page.get_by_role("link", name="Power planning").click()
     assert violations(page) == []
 
+    # A bad value comes back next to its field, the page still accessible, nothing queued.
+    page.get_by_label("Simulations per count").fill("3")
+    page.get_by_role("button", name="Run the simulation").click()
+    expect(page.locator("#id_simulations_error")).to_be_visible()
+    assert violations(page) == []
+    assert not PowerAnalysis.objects.exists()
+
     page.get_by_label("Participant counts").fill("16,32")
     page.get_by_label("Simulations per count").fill("10")
     page.get_by_role("button", name="Run the simulation").click()

@@ -253,6 +253,8 @@ def test_page_shows_errors_next_to_fields_and_stores_nothing(draft):
     assert response.status_code == 400
     html = response.content.decode()
     assert 'id="id_participants_error"' in html and 'id="id_simulations_error"' in html
+    # Each message is tied to its input for screen readers.
+    assert 'aria-describedby="id_participants_helptext id_participants_error"' in html
     assert not PowerAnalysis.objects.exists()
     # The service's own check (a residual SD of 0) lands next to its field too.
     response = client.post(f"/studies/{draft.slug}/power/", _form_data(sd_residual="0"))
