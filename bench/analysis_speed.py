@@ -5,9 +5,11 @@ Cases (ratings = participants x 8 items x measures; attention-check rows come on
           stimuli, each rated on 7 items)
   100k    12,500 participants, 1 measure: 100,000 ratings
   100k-7  12,500 participants, 7 measures: 700,000 ratings (--case 100k-7; slower)
+  1m      12,510 participants, the seed study's 10 measures: 1,000,800 ratings (--case 1m)
 
     .venv/bin/python bench/analysis_speed.py                 # paper and 100k
     .venv/bin/python bench/analysis_speed.py --case 100k-7
+    .venv/bin/python bench/analysis_speed.py --case 1m --untraced   # time and peak RSS only
     .venv/bin/python bench/analysis_speed.py --case paper --compare-statsmodels
 
 Each case runs in a fresh child process so that one case's peak RSS does not hide another's.
@@ -35,6 +37,7 @@ CASES: dict[str, tuple[int, int]] = {
     "paper": (480, 7),
     "100k": (12_500, 1),
     "100k-7": (12_500, 7),
+    "1m": (12_510, 10),
 }
 SEVEN = (
     "helpfulness",
@@ -44,6 +47,10 @@ SEVEN = (
     "appropriateness",
     "expectation",
     "future_willingness",
+    # With the seven above, the seed study's ten questions (the 1m case).
+    "perceived_compliance",
+    "request_alignment",
+    "disturbance",
 )
 
 
@@ -64,7 +71,7 @@ def _effects(n_measures: int) -> dict[str, dict]:
     return out
 
 
-def run_case(name: str, bootstrap: int) -> dict:
+def run_case(name: str, bootstrap: int, traced: bool = True) -> dict:
     """Simulate, time one untraced build_report, then trace a second for peak allocations."""
     from studies.analysis import ReportOptions, build_report
     from tests.analysis.simulate import simulate_long_format
@@ -85,10 +92,12 @@ def run_case(name: str, bootstrap: int) -> dict:
     # Linux reports ru_maxrss in KiB.
     maxrss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # A second, traced run for the peak of allocations made inside build_report.
-    tracemalloc.start()
-    build_report(df, options)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    peak = float("nan")
+    if traced:
+        tracemalloc.start()
+        build_report(df, options)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
     json.dumps(report, allow_nan=False)
     return {
         "case": name,
@@ -98,7 +107,7 @@ def run_case(name: str, bootstrap: int) -> dict:
         "input_rows": int(len(df)),
         "bootstrap_reps": bootstrap,
         "build_report_wall_s": round(wall_s, 2),
-        "tracemalloc_peak_mib": round(peak / 2**20, 1),
+        "tracemalloc_peak_mib": round(peak / 2**20, 1) if traced else None,
         "process_max_rss_mib": round(maxrss_mib, 1),
         "simulate_s": round(simulate_s, 2),
         "methods": sorted({m["method"] for m in report["mixed_models"]}),
@@ -159,11 +168,16 @@ def main() -> None:
         action="store_true",
         help="also time statsmodels' crossed MixedLM on one paper-sized measure (~20 s)",
     )
+    parser.add_argument(
+        "--untraced",
+        action="store_true",
+        help="skip the second, traced run (tracemalloc makes it several times slower)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     cases = args.case or ["paper", "100k"]
     if args.child:
-        print(json.dumps(run_case(cases[0], args.bootstrap)))
+        print(json.dumps(run_case(cases[0], args.bootstrap, traced=not args.untraced)))
         return
     results = []
     for case in cases:
@@ -176,6 +190,7 @@ def main() -> None:
                 case,
                 "--bootstrap",
                 str(args.bootstrap),
+                *(["--untraced"] if args.untraced else []),
             ],
             check=True,
             capture_output=True,

@@ -43,6 +43,8 @@ def describe(df: pd.DataFrame, measures: Sequence[str], factors: Sequence[str]) 
             .agg(["count", "mean", "std"])
             .reset_index()
         )
+        # Plain labels: a categorical key would sort by its categories below, not our order.
+        stats_by_cell = stats_by_cell.astype({c: object for c in ["question", *cols]})
         orders = {c: ordered_levels(c, stats_by_cell[c]) for c in cols}
         # Sort by display order of measures and levels rather than alphabetically.
         key = pd.DataFrame(

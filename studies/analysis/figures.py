@@ -42,6 +42,7 @@ RESPONSE_TYPE_COLOURS: dict[str, str] = {
 SYMBOLS: tuple[str, ...] = ("circle", "diamond", "square", "triangle-up", "x", "star")
 TEXT_COLOUR = "#1b1f24"
 MUTED_COLOUR = "#57606a"
+GRID_COLOUR = "#EBF0F8"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 # Figure slugs appear in download URLs (`figure/<slug>.html`); keep them stable.
@@ -175,9 +176,17 @@ def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
 
 
 def _style(fig: go.Figure, title: str, subtitle: str | None, height: int) -> go.Figure:
-    """Shared look: readable font, white background, legend below (narrow phones)."""
+    """Shared look: readable font, white background, legend below (narrow phones).
+
+    The look of Plotly's "plotly_white" set by hand on an empty template: validating that
+    template cost a quarter of a second per figure on every results page, and its copy in each
+    figure's JSON tripled the page's size.
+    """
     fig.update_layout(
-        template="plotly_white",
+        template="none",
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        colorway=list(OKABE_ITO),
         title={
             "text": title,
             "subtitle": {"text": subtitle or ""},
@@ -197,8 +206,17 @@ def _style(fig: go.Figure, title: str, subtitle: str | None, height: int) -> go.
         },
         hoverlabel={"font": {"family": FONT}},
     )
-    fig.update_xaxes(title_font={"size": 14})
-    fig.update_yaxes(title_font={"size": 14})
+    axes = {
+        "title_font": {"size": 14},
+        "gridcolor": GRID_COLOUR,
+        "linecolor": GRID_COLOUR,
+        "zerolinecolor": GRID_COLOUR,
+        "zerolinewidth": 2,
+        "ticks": "",
+        "automargin": True,
+    }
+    fig.update_xaxes(**axes)
+    fig.update_yaxes(**axes)
     fig.update_annotations(font={"size": 14})
     return fig
 

@@ -55,18 +55,18 @@ def _row_labels(frame: pd.DataFrame, mask: np.ndarray, from_file: bool) -> str:
 
 
 def _as_text(series: pd.Series) -> pd.Series:
-    """Stripped strings as Python objects, None where blank, so ids compare as labels."""
-    text = series.astype("string").str.strip()
-    keep = (text.notna() & (text != "")).fillna(False).to_numpy(dtype=bool)
-    out = text.astype(object)
-    out[~keep] = None
-    return out
+    """Stripped strings as Python objects, None where blank, so ids compare as labels.
 
-
-def _blank(series: pd.Series) -> np.ndarray:
-    """True where a cell is missing or only whitespace."""
-    as_text = series.astype("string")
-    return (as_text.isna() | (as_text.str.strip() == "")).to_numpy(dtype=bool)
+    Each distinct value is converted once and the result spread back by its codes: a
+    million cells hold a few thousand distinct ids and levels.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    labels = pd.Series(np.asarray(uniques, dtype=object)).astype("string").str.strip()
+    keep = (labels.notna() & (labels != "")).fillna(False).to_numpy(dtype=bool)
+    table = np.append(labels.astype(object).to_numpy(), None)
+    table[:-1][~keep] = None
+    # Code -1 (missing) picks the trailing None.
+    return pd.Series(table[codes], index=series.index, dtype=object)
 
 
 def validate_long_format(
@@ -97,8 +97,7 @@ def validate_long_format(
         )
 
     if "kind" in df.columns:
-        kind = df["kind"].astype("string").str.strip().str.lower().fillna("stimulus")
-        kind = kind.mask(kind == "", "stimulus")
+        kind = _as_text(df["kind"]).str.lower().fillna("stimulus")
         unknown = ~kind.isin(["stimulus", "attention"]).to_numpy(dtype=bool)
         if unknown.any():
             raise AnalysisInputError(
@@ -117,18 +116,18 @@ def validate_long_format(
         )
     df["value"] = values
 
+    # Ids and levels are labels, never numbers: "007" and "7" are different participants.
+    for column in _TEXT_COLUMNS:
+        if column in df.columns and column != "kind":
+            df[column] = _as_text(df[column])
+
     stimulus = (df["kind"] == "stimulus").to_numpy(dtype=bool)
     for column in _KEY_COLUMNS:
-        empty = _blank(df[column]) & stimulus
+        empty = df[column].isna().to_numpy(dtype=bool) & stimulus
         if empty.any():
             raise AnalysisInputError(
                 f"{column} is empty in rating row(s) " + _row_labels(df, empty, from_file)
             )
-
-    # Ids and levels are labels, never numbers: "007" and "7" are different participants.
-    for column in _TEXT_COLUMNS:
-        if column in df.columns:
-            df[column] = _as_text(df[column])
     for column in ("correct", "item_position", "ms_on_page"):
         if column in df.columns:
             df[column] = pd.to_numeric(df[column], errors="coerce")

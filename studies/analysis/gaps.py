@@ -63,9 +63,11 @@ def gap_reductions(
     # integer cell codes into floats (np.bincount then refuses them). With no ratings at all,
     # pandas' map returns an empty float array for the same reason: nothing to count.
     data = data[data["response_type"].isin(types)]
-    participants, p_codes = np.unique(
-        data["participant_id"].to_numpy(dtype=str), return_inverse=True
-    )
+    # Sorted ids, so the resamples do not depend on the order of the rows.
+    ids = data["participant_id"]
+    if not isinstance(ids.dtype, pd.CategoricalDtype):
+        ids = ids.astype(str)  # a categorical of text ids already sorts as text
+    p_codes, participants = pd.factorize(ids, sort=True)
     m_index = {m: i for i, m in enumerate(measures)}
     t_index = {t: i for i, t in enumerate(types)}
     n_p, n_m, n_t = len(participants), len(measures), len(types)
@@ -87,7 +89,7 @@ def gap_reductions(
     gap_targets: list[tuple[int, int, int]] = []  # (row, ref column, base column)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = sums.sum(axis=0) / counts.sum(axis=0)
-    sds = data.groupby("question")["value"].std(ddof=0)
+    sds = data.groupby("question", observed=True)["value"].std(ddof=0)
     for m in measures:
         present = {t for t in types if counts[:, m_index[m] * n_t + t_index[t]].sum() > 0}
         for t in types:

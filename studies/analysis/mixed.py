@@ -12,7 +12,6 @@ import pandas as pd
 from scipy import stats
 from statsmodels.regression.linear_model import OLS
 from statsmodels.regression.mixed_linear_model import MixedLM
-from statsmodels.stats.multitest import multipletests
 
 from studies.analysis.common import num, ordered_levels
 from studies.analysis.crossed import fit_crossed_reml
@@ -197,6 +196,17 @@ def _formula(reference: str, motivation: bool, alignment: bool, random: Sequence
     return fixed + "".join(f" + (1|{r})" for r in random)
 
 
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (as statsmodels' multipletests(method="holm"),
+    which runs gc.collect() on every call: a quarter of a second each in a big process)."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate(p[order] * np.arange(len(p), 0, -1))
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted
+
+
 def model_not_fitted(measure: str | None, warning: str, data: pd.DataFrame) -> dict:
     """The record of a measure that has no model, with the reason in ``warning``."""
     return {
@@ -354,7 +364,7 @@ def _coefficients(terms: list[_Term], est: _Estimates) -> list[dict]:
         i for i, r in enumerate(rows) if r["response_type"] is not None and r["p"] is not None
     ]
     if family:
-        adjusted = multipletests([rows[i]["p"] for i in family], method="holm")[1]
+        adjusted = holm([rows[i]["p"] for i in family])
         for i, p_adj in zip(family, adjusted, strict=True):
             rows[i]["p_holm"] = num(p_adj)
     for r in rows:

@@ -88,27 +88,31 @@ def krippendorff_alphas(df: pd.DataFrame, measures: Sequence[str]) -> tuple[list
     warnings: list[str] = []
     for measure in measures:
         data = df[df["question"] == measure]
-        unit = data["query_id"].astype(str) + "\x1f" + data["response_type"].astype(str)
-        sizes = unit.map(unit.value_counts())
-        data, unit = data[sizes >= 2], unit[sizes >= 2]
-        n_units = int(unit.nunique())
-        values = data["value"].to_numpy(dtype=float)
+        # Units as integer codes (query x response type): no text is built per rating.
+        query = pd.factorize(data["query_id"])[0].astype(np.int64)
+        kind = pd.factorize(data["response_type"])[0].astype(np.int64)
+        unit = pd.factorize(query * (int(kind.max(initial=0)) + 1) + kind)[0]
+        pairable = np.bincount(unit)[unit] >= 2 if unit.size else np.zeros(0, dtype=bool)
+        unit = pd.factorize(unit[pairable])[0]
+        n_units = int(unit.max(initial=-1)) + 1
+        values = data["value"].to_numpy(dtype=float)[pairable]
         distinct = np.unique(values)
         alpha: float | None = None
         level = "ordinal"
         if n_units >= 1 and distinct.size >= 2:
             if distinct.size <= MAX_ORDINAL_VALUES:
-                counts = pd.crosstab(unit, data["value"]).reindex(columns=distinct, fill_value=0)
+                counts = np.zeros((n_units, distinct.size))
+                np.add.at(counts, (unit, np.searchsorted(distinct, values)), 1)
                 alpha = num(
                     krippendorff.alpha(
-                        value_counts=counts.to_numpy(),
+                        value_counts=counts,
                         value_domain=distinct,
                         level_of_measurement="ordinal",
                     )
                 )
             else:
                 level = "interval"
-                alpha = _interval_alpha(values, pd.factorize(unit)[0])
+                alpha = _interval_alpha(values, unit)
                 warnings.append(
                     f"{measure}: {distinct.size} distinct values is not an ordinal scale; "
                     "Krippendorff's alpha uses the interval metric"

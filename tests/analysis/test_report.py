@@ -287,3 +287,16 @@ def test_one_measure_crashing_keeps_the_other_models(small, monkeypatch):
     assert by_measure["frustration"]["coefficients"]
     assert report["meta"]["failed_parts"] == ["mixed_models:helpfulness"]
     assert not any("KeyError" in w for w in report["meta"]["warnings"])
+
+
+def test_inputs_hash_is_the_same_whatever_dtype_a_column_arrived_in(small):
+    """A frame from the database and the same rows read back from a CSV name the same input."""
+    from_file = small.astype({"item_position": float, "ms_on_page": float, "kind": "string"})
+    from_file["topic"] = np.nan  # a missing label read from a file: NaN, not None
+    assert inputs_hash(from_file) == inputs_hash(small)
+    relabelled = small.copy()
+    relabelled.loc[3, "participant_id"] = "someone-else"
+    assert inputs_hash(relabelled) != inputs_hash(small)
+    missing = small.copy()
+    missing.loc[3, "category"] = None
+    assert inputs_hash(missing) != inputs_hash(small)

@@ -128,7 +128,8 @@ def test_export_ratings_command_writes_long_format(analysed, tmp_path):
 def test_the_page_says_how_fresh_the_analysis_is(make_study):
     """ "N participants, computed at …; M completed since", M read from the database now: the
     page once showed an analysis of 1 participant while 3 had completed, without a word."""
-    study = make_study(target_participants=4)
+    # Its own slug: the module's analysed study (committed) holds the seed study's.
+    study = make_study(target_participants=4, slug="fresh-results")
     simulate_participants(study, 1, seed=3)
     owner = get_user_model().objects.create_user("fresh-owner", password="x")
     StudyMembership.objects.create(study=study, user=owner, role="owner")
