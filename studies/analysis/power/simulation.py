@@ -306,7 +306,6 @@ def simulate_size(
     n_tests = len(sm.tested)
     rejected = np.zeros((settings.simulations, n_tests), dtype=bool)
     estimates = np.full((settings.simulations, n_tests), np.nan)
-    p_values = np.full((settings.simulations, n_tests), np.nan)
     vcomp = np.full((settings.simulations, 3), np.nan)
     failed = not_converged = 0
     resid = max(a.sd_residual, 1e-3)
@@ -334,7 +333,6 @@ def simulate_size(
                 p = holm(p)
             rejected[s] = p < settings.alpha
             estimates[s] = fit.fe_params[idx]
-            p_values[s] = p
             vcomp[s] = (
                 fit.vcomp.get("participant", np.nan),
                 fit.vcomp.get("query", np.nan),
@@ -376,7 +374,6 @@ def simulate_size(
             "query": _mean(vcomp[:, 1]),
             "residual": _mean(vcomp[:, 2]),
         },
-        "p_values": p_values,
     }
 
 
@@ -497,9 +494,7 @@ def run_power(
             for r in (sizes[0]["rows"] if sizes else [])
         ],
         "rows": rows,
-        "sizes": [
-            {k: v for k, v in size.items() if k not in ("rows", "p_values")} for size in sizes
-        ],
+        "sizes": [{k: v for k, v in size.items() if k != "rows"} for size in sizes],
         "notes": notes,
         "timings": {"total_s": round(time.perf_counter() - started, 3)},
     }
