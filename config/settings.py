@@ -214,6 +214,8 @@ STIMULI_UPLOAD_MAX_AGE = int(os.environ.get("STIMULI_UPLOAD_MAX_AGE", "3600"))
 # they were made (the beat sweep marks the job expired); downloads go through a checked view.
 EXPORT_ROOT = Path(os.environ.get("EXPORT_ROOT", BASE_DIR / "var" / "exports"))
 EXPORT_EXPIRY_HOURS = int(os.environ.get("EXPORT_EXPIRY_HOURS", "72"))
+# An export still running this long lost its worker without a redelivery: failed by the sweep.
+EXPORT_RUNNING_LIMIT_MINUTES = int(os.environ.get("EXPORT_RUNNING_LIMIT_MINUTES", "240"))
 
 # Recruitment ids (Prolific's participant id) are stored encrypted with these Fernet keys
 # (annotation.recruitment_ids): comma-separated, the first encrypts, all decrypt; to rotate, put

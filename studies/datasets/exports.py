@@ -395,8 +395,21 @@ def run_export(job_id: int) -> ExportJob:
 
 def expire_exports(now: datetime | None = None) -> int:
     """Beat: delete the files of jobs past their expiry and mark them expired; fail jobs no
-    worker took within JOB_QUEUED_LIMIT_MINUTES. Returns the number of jobs expired."""
+    worker took within JOB_QUEUED_LIMIT_MINUTES, or still running after
+    EXPORT_RUNNING_LIMIT_MINUTES (their worker died and nothing redelivered the task); remove
+    what such a worker left half-written. Returns the number of jobs expired."""
     now = now or timezone.now()
+    running_limit = settings.EXPORT_RUNNING_LIMIT_MINUTES
+    ExportJob.objects.filter(
+        status=ExportJob.Status.RUNNING,
+        started_at__lt=now - timedelta(minutes=running_limit),
+    ).update(
+        status=ExportJob.Status.FAILED,
+        error=f"still running after {running_limit} minutes: its worker stopped without "
+        "finishing. Request the export again.",
+        finished_at=now,
+    )
+    _remove_abandoned_scratch(now - timedelta(minutes=running_limit))
     ExportJob.objects.filter(
         status=ExportJob.Status.QUEUED,
         created_at__lt=now - timedelta(minutes=settings.JOB_QUEUED_LIMIT_MINUTES),
@@ -416,6 +429,16 @@ def expire_exports(now: datetime | None = None) -> int:
     return expired
 
 
+def _remove_abandoned_scratch(before: datetime) -> None:
+    """Scratch folders (``.export-*``) a killed worker left behind, older than ``before``."""
+    root = export_root()
+    if not root.is_dir():
+        return
+    for scratch in root.glob("*/.export-*"):
+        if scratch.stat().st_mtime < before.timestamp():
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def jobs_for_study(study: Study):
     return (
         ExportJob.objects.filter(study=study).select_related("requested_by").order_by("-created_at")
@@ -428,7 +451,3 @@ def percent(job: ExportJob) -> int:
     if not job.rows_total:
         return 0
     return min(100, int(100 * job.rows_done / job.rows_total))
-
-
-def clean_scratch(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)

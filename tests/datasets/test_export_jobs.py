@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import subprocess
 import zipfile
 from datetime import timedelta
@@ -179,3 +180,38 @@ def test_recruitment_ids_only_for_owners_and_downloads_through_the_check(make_st
     assert set(ExportJob.objects.values_list("status", flat=True)) == {"expired"}
     assert clients["owner"].get(f"{url}{plain.pk}/download/").status_code == 404
     assert "expired" in clients["owner"].get(url).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_redelivered_task_is_idempotent_and_the_sweep_fails_lost_jobs(make_study):
+    study = make_study(target_participants=2)
+    options = exports.ExportOptions(tables=("ratings",))
+    done = exports.request_export(study=study, actor=None, options=options)
+    exports.run_export(done.pk)
+    done.refresh_from_db()
+    first = (done.file_path, done.sha256, done.finished_at)
+    # Delivered again (acks_late after a lost acknowledgement): a finished job is left alone.
+    assert exports.run_export(done.pk).status == "done"
+    done.refresh_from_db()
+    assert (done.file_path, done.sha256, done.finished_at) == first
+
+    queued = exports.request_export(study=study, actor=None, options=options)
+    running = exports.request_export(study=study, actor=None, options=options)
+    long_ago = timezone.now() - timedelta(days=1)
+    ExportJob.objects.filter(pk=queued.pk).update(created_at=long_ago)
+    ExportJob.objects.filter(pk=running.pk).update(status="running", started_at=long_ago)
+    scratch = exports.export_root() / study.slug / ".export-left-by-a-killed-worker"
+    scratch.mkdir(parents=True)
+    (scratch / "ratings.csv").write_text("half")
+    old = long_ago.timestamp()
+    os.utime(scratch, (old, old))
+
+    exports.expire_exports()
+    queued.refresh_from_db()
+    running.refresh_from_db()
+    assert queued.status == "failed" and "not taken by a worker" in queued.error
+    assert running.status == "failed" and "stopped without finishing" in running.error
+    assert not scratch.exists()
+    assert ExportJob.objects.get(pk=done.pk).status == "done"  # not expired yet
+    # A failed job is not run by a late delivery either.
+    assert exports.run_export(running.pk).status == "failed"
