@@ -101,6 +101,7 @@ def fail_unstarted_generation_jobs() -> int:
     """Beat: fail generation jobs no worker took, so their study is not left generating."""
     return services.fail_unstarted_jobs()
 
+
 @shared_task(acks_late=True, autoretry_for=(DatabaseError,), retry_backoff=True, max_retries=3)
 def run_export_job(job_id: int) -> str:
     """Build one export's file (tables, codebook, package) with progress in its row."""
