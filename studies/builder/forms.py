@@ -214,14 +214,26 @@ class RecruitmentForm(forms.Form):
         required=False,
         help_text="Where participants are sent when they finish (optional).",
     )
+    retention_days = forms.IntegerField(
+        label="Keep raw recruitment ids for (days after the study closes)",
+        required=False,
+        help_text=(
+            "Owners need them to approve, reject and pay participants; they are erased this "
+            "many days after the study closes (default 90)."
+        ),
+    )
 
     def changes(self) -> dict:
         d = self.cleaned_data
-        return {
+        changes = {
             "recruitment_params": {k: d[k] for k in ("participant", "study", "session")},
             "anonymous_links": d["anonymous_links"],
             "completion": {"code": d["completion_code"], "url": d["completion_url"]},
         }
+        # Empty means the spec's default; the spec loader checks the range and says so here.
+        if d.get("retention_days") is not None:
+            changes["retention_days"] = d["retention_days"]
+        return changes
 
 
 # The quality section's rules and their thresholds, as (rule, field) → form field name.

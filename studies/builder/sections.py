@@ -223,6 +223,7 @@ class RecruitmentSection(FormSection):
         return {
             **{k: params.get(k, "") for k in ("participant", "study", "session")},
             "anonymous_links": bool(self.spec.get("anonymous_links")),
+            "retention_days": self.spec.get("retention_days"),
             "completion_code": completion.get("code", ""),
             "completion_url": completion.get("url", ""),
         }
