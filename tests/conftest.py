@@ -43,10 +43,14 @@ def _broker_per_parallel_worker() -> None:
 _broker_per_parallel_worker()
 
 # Export files of the tests (and of the workers and commands they start) go to a folder of
-# their own, never the checkout's var/exports.
-if "EXPORT_ROOT" not in os.environ:
-    os.environ["EXPORT_ROOT"] = tempfile.mkdtemp(prefix="refusallab-exports-")
-settings.EXPORT_ROOT = Path(os.environ["EXPORT_ROOT"])
+# their own, never the checkout's var/exports; one per pytest-xdist worker, since both workers'
+# test databases number their export jobs alike.
+_exports = os.environ.get("EXPORT_ROOT") or tempfile.mkdtemp(prefix="refusallab-exports-")
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker and Path(_exports).name != _worker:
+    _exports = str(Path(_exports) / _worker)
+os.environ["EXPORT_ROOT"] = _exports
+settings.EXPORT_ROOT = Path(_exports)
 
 # The tests' recruitment-id key (annotation.recruitment_ids): fixed, so a run is repeatable and
 # the processes the tests start (commands, Celery workers) read what the tests wrote. Derived
