@@ -961,12 +961,14 @@ def keep_participant(*, participant: Participant, reason: str, actor=None) -> Pa
     return participant
 
 
+@transaction.atomic
 def add_replacement_slot(*, participant: Participant) -> Slot:
     """A new free slot at the end of the study's slots, in the participant's cell, with a copy
     of their slot's items, so an excluded participant's place is taken again.
 
     Only for a running study and a participant who holds a used slot (a screened-out or
-    timed-out participant's slot went back already). Call inside a transaction.
+    timed-out participant's slot went back already). The study row is locked, so adding
+    slots (lifecycle.add_slots) waits rather than taking the same index.
     """
     study = Study.objects.select_for_update().get(pk=participant.study_id)
     if study.status not in (Study.Status.LIVE, Study.Status.PAUSED):
@@ -978,6 +980,12 @@ def add_replacement_slot(*, participant: Participant) -> Slot:
         raise ValueError(
             "this participant holds no slot (it was given back when they left): no replacement "
             "is needed"
+        )
+    if study.pilot_slots > 0 and slot_count(study) < study.target_participants:
+        # The full launch creates the slots up to the target: a replacement made now would
+        # only take one of them.
+        raise ValueError(
+            "the study is running its pilot: do the full launch first, then add the replacement"
         )
     original = Slot.objects.get(pk=participant.slot_id)
     last = Slot.objects.filter(study=study).order_by("-index").values_list("index", flat=True)

@@ -139,3 +139,20 @@ def test_confirm_all_flagged_decides_only_the_undecided(make_study):
     assert (decided[kept.pk], decided[clean.pk]) == ("kept", "")
     events = AuditEvent.objects.filter(study=study, action="participant_excluded")
     assert events.count() == 2 and {e.actor for e in events} == {user}
+
+
+def test_no_replacement_while_the_pilot_runs(make_study):
+    from studies import lifecycle
+    from tests.lifecycle.participants import complete
+
+    study = make_study(target_participants=3, launch=False)
+    lifecycle.launch_study(study=study, pilot_slots=1)
+    participant = complete(study, "pilot-1")
+    with pytest.raises(ValueError, match="running its pilot"):
+        services.exclude_participant(participant=participant, reason="x", replace=True)
+    participant.refresh_from_db()
+    assert participant.exclusion_decision == ""
+    # Without a replacement the decision is taken.
+    services.exclude_participant(participant=participant, reason="x")
+    participant.refresh_from_db()
+    assert participant.exclusion_decision == "excluded"
