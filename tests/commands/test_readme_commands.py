@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from annotation import services as participant_services
 from studies import services
 from studies.models import GenerationJob, LanguageModel, Study, StudyMembership
 from studies.spec import load_spec_file
@@ -94,6 +95,7 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "export_ratings": {"SLUG": "refusal-perception"},
             "export_study": {"SLUG": "refusal-perception"},
             "rotate_recruitment_keys": {"N": "100"},
+            "delete_participant_data": {"SLUG": "refusal-perception", "ID": "PPX-readme-1"},
             "create_researcher": {
                 "USER": "grace",
                 "E": "grace@example.org",
@@ -112,12 +114,19 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "export_study": "replication package of refusal-perception written to export.zip",
             "create_researcher": "https://lab.example.org/accounts/",
             "rotate_recruitment_keys": "recruitment ids re-encrypted with the first key",
+            "delete_participant_data": "is withdrawn and their answers are deleted",
         }
         ran = set()
         for line in documented_commands():
             name = line.split()[2]
             assert name in values, f"README documents '{name}' but this test does not run it"
             command = concrete(line, {"USER": "ada", **values[name]})
+            if name == "delete_participant_data":
+                # Someone to delete: they joined the study launched above through its link.
+                study = Study.objects.get(slug="refusal-perception")
+                participant_services.join_study(
+                    study=study, external_id="PPX-readme-1", recruitment={}
+                )
             result = shell(command, tmp_path)
             assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
             assert expected[name] in result.stdout + result.stderr, (command, result.stdout)

@@ -313,3 +313,35 @@ def test_the_admin_shows_neither_the_id_nor_its_ciphertext(paid):
         html = root.get(url).content.decode()
         _no_raw_ids(html, url)
         assert participant.recruitment_id_encrypted not in html, url
+
+
+def test_the_command_deletes_by_recruitment_id_for_owners_only(paid):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    def run(user: str, pid: str) -> str:
+        out = StringIO()
+        call_command(
+            "delete_participant_data",
+            paid.study.slug,
+            "--recruitment-id",
+            pid,
+            "--as",
+            user,
+            stdout=out,
+        )
+        return out.getvalue()
+
+    with pytest.raises(CommandError, match="editor is editor of study"):
+        run("editor", DONE)
+    with pytest.raises(CommandError, match="nothing deleted: no participant of this study"):
+        run("owner", "PPX-nobody")
+    assert Participant.objects.filter(study=paid.study, status="completed").count() == 2
+    target = Participant.objects.get(study=paid.study, status="completed", excluded=False)
+    assert f"participant {target.pseudonym[:16]} of {paid.study.slug} is withdrawn" in run(
+        "owner", DONE
+    )
+    target.refresh_from_db()
+    assert target.status == Participant.Status.WITHDRAWN
+    assert not Rating.objects.filter(participant=target).exists()
