@@ -101,8 +101,9 @@ def production_server(collected_static):
             "config.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
+            # One worker: the second view then finds the figures it built for the first.
             "--workers",
-            "2",
+            "1",
         ],
         cwd=ROOT,
         env=_production_env(collected_static),
@@ -127,6 +128,37 @@ def production_server(collected_static):
         process.kill()
         process.wait()
     process.stderr.close()
+
+
+def _measure(page, url: str) -> dict:
+    """Navigate to ``url`` and time the headline and the first chart (ms since navigation)."""
+    started = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    expect(page.locator("#findings")).to_be_visible(timeout=60_000)
+    headline_wall = time.perf_counter() - started
+    first_chart = page.locator(".results-plot").first
+    expect(first_chart).to_have_attribute("data-drawn", "true", timeout=60_000)
+    expect(first_chart.locator(".main-svg").first).to_be_visible()
+    chart_wall = time.perf_counter() - started
+    in_page = page.evaluate("window.__results_timing")
+    nav = page.evaluate(
+        "(() => { const n = performance.getEntriesByType('navigation')[0];"
+        " return {html_received_ms: n.responseEnd, dom_content_loaded_ms:"
+        " n.domContentLoadedEventEnd, html_transfer_bytes: n.transferSize}; })()"
+    )
+    scripts = page.evaluate(
+        "performance.getEntriesByType('resource').filter(r => r.name.includes('plotly'))"
+        ".map(r => ({name: r.name, transfer_bytes: r.transferSize,"
+        " decoded_bytes: r.decodedBodySize, ms: r.duration}))"
+    )
+    return {
+        "headline_ms": round(in_page.get("headline", float("nan")), 1),
+        "first_chart_ms": round(in_page.get("first_chart", float("nan")), 1),
+        "headline_wall_s": round(headline_wall, 3),
+        "first_chart_wall_s": round(chart_wall, 3),
+        "navigation": nav,
+        "plotly": scripts,
+    }
 
 
 def test_plotly_is_served_compressed_and_cacheable(collected_static, production_server):
@@ -161,42 +193,15 @@ def test_headline_then_charts_with_production_settings(
     page.fill("input[name=password]", "pw-speed-123")
     page.click("form [type=submit]")
     page.wait_for_load_state()
-    # Warm the server (first request of a gunicorn worker), not the browser's cache.
-    httpx.get(f"{production_server}/accounts/login/", timeout=30)
     page.add_init_script(TIMING_SCRIPT)
     results_url = f"{production_server}/studies/{study.slug}/results/"
-
-    started = time.perf_counter()
-    page.goto(results_url, wait_until="commit")
-    headline = page.locator("#findings")
-    expect(headline).to_be_visible(timeout=60_000)
-    headline_wall = time.perf_counter() - started
-    first_chart = page.locator(".results-plot").first
-    expect(first_chart).to_have_attribute("data-drawn", "true", timeout=60_000)
-    expect(first_chart.locator(".main-svg").first).to_be_visible()
-    chart_wall = time.perf_counter() - started
-    in_page = page.evaluate("window.__results_timing")
-    nav = page.evaluate(
-        "(() => { const n = performance.getEntriesByType('navigation')[0];"
-        " return {dom_content_loaded: n.domContentLoadedEventEnd, load: n.loadEventEnd,"
-        " transfer_bytes: n.transferSize}; })()"
-    )
-    scripts = page.evaluate(
-        "performance.getEntriesByType('resource').filter(r => r.name.includes('plotly'))"
-        ".map(r => ({name: r.name, transfer_bytes: r.transferSize,"
-        " decoded_bytes: r.decodedBodySize, ms: r.duration}))"
-    )
-    timing = {
-        "headline_ms": round(in_page.get("headline", float("nan")), 1),
-        "first_chart_ms": round(in_page.get("first_chart", float("nan")), 1),
-        "headline_wall_s": round(headline_wall, 3),
-        "first_chart_wall_s": round(chart_wall, 3),
-        "navigation": nav,
-        "plotly": scripts,
-    }
+    # First view: the server builds the page's figures (then kept per process) and the
+    # browser fetches plotly.js; second view: a researcher coming back (both cached).
+    timing = {"first_view": _measure(page, results_url), "second_view": _measure(page, results_url)}
     out = tmp_path / "results_timing.json"
     out.write_text(json.dumps(timing, indent=2))
     print(f"\nresults page timing ({out}):\n{json.dumps(timing, indent=2)}")
+    scripts = timing["first_view"]["plotly"]
 
     # The headline is HTML, never waiting for a script; plotly.js is deferred.
     assert page.locator("script[src*='plotly'][defer]").count() == 1
