@@ -10,7 +10,7 @@ Both paths give the same values (tests/datasets/test_export_tables.py compares t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -76,7 +76,6 @@ class Table:
     # FROM … WHERE of the rows alone (no joins that cannot change the count, no ORDER BY):
     # rows_total of the job's progress, cheaply.
     count_from: sql.Composable | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def column_names(self) -> list[str]:

@@ -307,12 +307,3 @@ def write_table_rows(
 
 def file_name(table: Table, export_format: str) -> str:
     return f"{table.name}.{export_format}"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename durable (the file a finished job names must survive a crash)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
