@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, expect
 from annotation import services
 from annotation.models import Participant
 from studies.models import StudyMembership
-from studies.spec.model import AttentionRuleSpec, QualitySpec
+from studies.spec.model import AttentionRuleSpec, QualitySpec, ScreenOutSpec
 from tests.browser.axe import assert_accessible
 from tests.browser.conftest import browser  # noqa: F401 - the shared Chromium fixture
 from tests.lifecycle.participants import complete
@@ -49,5 +49,45 @@ def test_participants_table_and_quality_section_are_accessible(
 
     page.goto(f"{live_server.url}/studies/{study.slug}/design/quality/")
     expect(page.get_by_label("Flag failed attention checks")).to_be_checked()
+    assert_accessible(page)
+    page.close()
+
+
+@pytest.mark.parametrize("viewport", ["phone", "desktop"])
+def test_the_screen_out_page_is_accessible_on_a_phone_and_a_desktop(
+    browser: Browser,  # noqa: F811
+    make_study,
+    live_server,
+    viewport: str,
+):
+    from tests.browser.test_participant_pages import (
+        INLINE_MARKUP,
+        VIEWPORTS,
+        click,
+        link,
+        new_context,
+    )
+    from tests.lifecycle.participants import answer_pages
+
+    rules = QualitySpec(
+        attention_checks=AttentionRuleSpec(enabled=True, min_failed=1),
+        screen_out=ScreenOutSpec(enabled=True, code="OUT-PHONE-1", url="https://example.org/o"),
+    )
+    study = make_study(target_participants=2, quality=rules)
+    page = new_context(browser, viewport).new_page()
+    page.goto(link(live_server.url, study.slug, "screened"))
+    click(page, "I agree to take part")
+    # The answers go in through the same service the item pages call; the first wrong check
+    # ends the session.
+    participant = Participant.objects.get(study=study)
+    participant = answer_pages(participant, attention_ok=False)
+    assert participant.status == Participant.Status.SCREENED_OUT
+    page.reload()
+    expect(page.get_by_role("heading", name="This session has ended", level=1)).to_be_visible()
+    expect(page.locator("#screen-out-code")).to_have_text("OUT-PHONE-1")
+    expect(page.locator("#completion-code")).to_have_count(0)
+    assert page.evaluate(INLINE_MARKUP) == []
+    width = VIEWPORTS[viewport]["viewport"]["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert_accessible(page)
     page.close()
