@@ -143,6 +143,22 @@ def record_download(*, job: ExportJob, actor: AbstractBaseUser | None) -> None:
     )
 
 
+def record_streamed_export(
+    *, study: Study, actor: AbstractBaseUser | None, table: str, inclusion: str
+) -> None:
+    """The results page's direct CSV downloads are exports too: audited like the jobs."""
+    record_audit(
+        study=study,
+        actor=actor,
+        action="export_streamed",
+        tables=[table],
+        format="csv",
+        inclusion=inclusion,
+        package=False,
+        recruitment_ids=False,
+    )
+
+
 # --- building ------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from annotation.selectors import quality_numbers
 from studies import analysis_jobs
 from studies.access import Action
+from studies.datasets import exports
 from studies.datasets.codebook import build_codebook, codebook_json, codebook_markdown
 from studies.domain import DEFAULT_INCLUSION
 from studies.exports import INCLUSION_CHOICES, stream_block_answers_csv, stream_ratings_csv
@@ -134,6 +135,9 @@ def download_report(request: HttpRequest, slug: str, include: str) -> HttpRespon
 @login_required
 def download_ratings(request: HttpRequest, slug: str, include: str) -> HttpResponse:
     study = study_for_request(request, slug)
+    exports.record_streamed_export(
+        study=study, actor=request.user, table="ratings", inclusion=_inclusion(include)
+    )
     response = StreamingHttpResponse(
         stream_ratings_csv(study, include=_inclusion(include)), content_type="text/csv"
     )
@@ -144,6 +148,9 @@ def download_ratings(request: HttpRequest, slug: str, include: str) -> HttpRespo
 @login_required
 def download_block_answers(request: HttpRequest, slug: str, include: str) -> HttpResponse:
     study = study_for_request(request, slug, Action.VIEW)
+    exports.record_streamed_export(
+        study=study, actor=request.user, table="block_answers", inclusion=_inclusion(include)
+    )
     response = StreamingHttpResponse(
         stream_block_answers_csv(study, include=_inclusion(include)), content_type="text/csv"
     )

@@ -215,3 +215,22 @@ def test_a_redelivered_task_is_idempotent_and_the_sweep_fails_lost_jobs(make_stu
     assert ExportJob.objects.get(pk=done.pk).status == "done"  # not expired yet
     # A failed job is not run by a late delivery either.
     assert exports.run_export(running.pk).status == "failed"
+
+
+@pytest.mark.django_db
+def test_the_results_pages_direct_downloads_are_audited_too(make_study):
+    study = make_study(target_participants=2)
+    clients = _people(study)
+    for table, path in (("ratings", "ratings.csv"), ("block_answers", "block-answers.csv")):
+        response = clients["viewer"].get(f"/studies/{study.slug}/results/completed/{path}")
+        assert response.status_code == 200
+        b"".join(response.streaming_content)
+        event = AuditEvent.objects.filter(study=study, action="export_streamed").latest("pk")
+        assert event.actor.username == "viewer"
+        assert event.detail == {
+            "tables": [table],
+            "format": "csv",
+            "inclusion": "completed",
+            "package": False,
+            "recruitment_ids": False,
+        }
