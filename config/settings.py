@@ -251,6 +251,7 @@ DEVICE_KEY_SECRET = (
     or hashlib.sha256(f"refusallab-device-key:{SECRET_KEY}".encode()).hexdigest()
 )
 ARRIVAL_LIMIT_CACHE = "arrivals"
+RESULTS_PAGE_CACHE = "results_pages"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     ARRIVAL_LIMIT_CACHE: {
@@ -264,6 +265,21 @@ CACHES = {
         # Loopback Redis answers in well under a millisecond; past this it counts as down.
         "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
         "KEY_PREFIX": "refusallab",
+    },
+    # What the results page shows of a stored analysis (figures as JSON, tables, sentences):
+    # built by the worker right after computing it, read by every web process. Researcher
+    # pages only; without Redis the page builds them itself.
+    RESULTS_PAGE_CACHE: {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get(
+            "CACHE_URL",
+            os.environ.get(
+                "CELERY_BROKER_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+            ),
+        ),
+        "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 1.0},
+        "KEY_PREFIX": "refusallab-results",
+        "TIMEOUT": 7 * 24 * 3600,
     },
 }
 

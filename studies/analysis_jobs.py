@@ -132,7 +132,45 @@ def compute(result_id: int) -> AnalysisResult:
     result.finished_at = timezone.now()
     result.duration_s = round(time.perf_counter() - started, 3)
     result.save()
+    if result.status == AnalysisResult.Status.DONE:
+        # Built here, on the worker, so that the first view of the results is not the one
+        # that waits for its figures. The result is stored already: a failure here only
+        # leaves the page to build them itself.
+        try:
+            page_parts(result)
+        except Exception:  # noqa: BLE001
+            logger.exception("results page parts of analysis %s not built", result.pk)
     return result
+
+
+def _page_key(result: AnalysisResult) -> str:
+    finished = result.finished_at.timestamp() if result.finished_at else 0
+    return f"{result.pk}:{finished}:{result.inputs_hash}"
+
+
+def page_parts(result: AnalysisResult) -> dict:
+    """What the results page shows of a stored result (html_report.results_page_parts),
+    from the shared cache, built and stored there on a miss. A result never changes once
+    done, so its parts are valid for as long as they are kept; without Redis they are built
+    for this request alone."""
+    from django.core.cache import caches
+
+    from studies.analysis.html_report import results_page_parts
+
+    cache = caches[settings.RESULTS_PAGE_CACHE]
+    key = _page_key(result)
+    try:
+        parts = cache.get(key)
+    except Exception:  # noqa: BLE001 - a cache that is down costs time, never the page
+        logger.warning("results page cache unavailable", exc_info=True)
+        return results_page_parts(result.report)
+    if parts is None:
+        parts = results_page_parts(result.report)
+        try:
+            cache.set(key, parts)
+        except Exception:  # noqa: BLE001
+            logger.warning("results page cache unavailable", exc_info=True)
+    return parts
 
 
 def latest_result(study: Study, inclusion: str) -> AnalysisResult | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -87,6 +88,7 @@ def _run_demo(env: dict[str, str]) -> tuple[str, int]:
             assert signed_in.status_code == 200
             studies = client.get("/studies/")
             assert "refusal-perception" in studies.text
+            _assert_static_files_compressed_and_cached(client, Path(static_root), studies.text)
         return text, port
     finally:
         os.killpg(process.pid, signal.SIGINT)
@@ -96,6 +98,23 @@ def _run_demo(env: dict[str, str]) -> tuple[str, int]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         shutil.rmtree(static_root, ignore_errors=True)
+
+
+def _assert_static_files_compressed_and_cached(
+    client: httpx.Client, static_root: Path, page: str
+) -> None:
+    """The demo (DEBUG on) serves static files as production does: pages link hashed names,
+    and plotly.js (4.8 MB, once sent uncompressed) goes out gzip-compressed, cached for good."""
+    paths = json.loads((static_root / "staticfiles.json").read_text())["paths"]
+    assert f"/static/{paths['css/refusallab.css']}" in page
+    hashed = paths["vendor/plotly/plotly.min.js"]
+    with client.stream("GET", f"/static/{hashed}", headers={"Accept-Encoding": "gzip"}) as response:
+        sent = sum(len(chunk) for chunk in response.iter_raw())
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert "immutable" in response.headers["cache-control"]
+    assert "max-age=315360000" in response.headers["cache-control"]
+    assert sent < 2_000_000
 
 
 @pytest.fixture

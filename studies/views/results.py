@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -38,7 +37,7 @@ def _stored_report(study, include: str):
 @login_required
 def results(request: HttpRequest, slug: str) -> HttpResponse:
     from studies.analysis import claims
-    from studies.analysis.html_report import REPORTING_RULE, results_page_parts
+    from studies.analysis.html_report import REPORTING_RULE
 
     study = study_for_request(request, slug)
     include = _inclusion(request.GET.get("include"))
@@ -67,13 +66,8 @@ def results(request: HttpRequest, slug: str) -> HttpResponse:
     }
     context["is_stale"] = context["freshness"]["completed_since"] > 0 or result is None
     if result is not None:
-        # A stored result never changes: its page parts (figures as JSON, tables, sentences)
-        # are built once per process, not on every view (building the figures takes ~0.5 s).
-        key = f"results-page:{result.pk}:{result.finished_at and result.finished_at.timestamp()}"
-        parts = cache.get(key)
-        if parts is None:
-            parts = results_page_parts(result.report)
-            cache.set(key, parts, timeout=24 * 3600)
+        # Built by the worker when it computed the result, not on every view.
+        parts = analysis_jobs.page_parts(result)
         context.update(
             figures=parts["figures"],
             # Drawn by static/js/results.js, one after another, once plotly.js (deferred) ran.

@@ -142,3 +142,32 @@ def test_the_page_says_how_fresh_the_analysis_is(make_study):
     html = client.get(f"/studies/{study.slug}/results/").content.decode()
     assert "1 participant</strong>, computed at" in html and "2 completed since" in html
     assert "New participants have completed since this analysis was computed" in html
+
+
+def test_the_worker_builds_the_page_parts_and_the_page_survives_without_them(make_study, settings):
+    """The first view of a new result reads what the worker built; with the cache down the
+    page builds them itself."""
+    from django.core.cache import caches
+
+    study = make_study(target_participants=4, slug="cached-results")
+    simulate_participants(study, 1, seed=4)
+    owner = get_user_model().objects.create_user("cache-owner", password="x")
+    StudyMembership.objects.create(study=study, user=owner, role="owner")
+    result = analysis_jobs.compute(
+        AnalysisResult.objects.create(study=study, inclusion="included").pk
+    )
+    cached = caches[settings.RESULTS_PAGE_CACHE].get(analysis_jobs._page_key(result))
+    assert cached is not None and cached["figures"] and cached["headlines"]
+    client = Client()
+    client.force_login(owner)
+    url = f"/studies/{study.slug}/results/"
+    assert cached["headlines"][0] in client.get(url).content.decode()
+    settings.CACHES = {
+        **settings.CACHES,
+        settings.RESULTS_PAGE_CACHE: {
+            **settings.CACHES[settings.RESULTS_PAGE_CACHE],
+            "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens on the discard port
+        },
+    }
+    html = client.get(url).content.decode()
+    assert cached["headlines"][0] in html and 'id="plot-coefficients"' in html
