@@ -177,6 +177,7 @@ def test_plotly_is_served_compressed_and_cacheable(collected_static, production_
     assert sent < 2_000_000  # 4.8 MB raw
 
 
+@pytest.mark.long_running
 def test_headline_then_charts_with_production_settings(
     browser: Browser, make_study, production_server, tmp_path
 ):
