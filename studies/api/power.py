@@ -126,4 +126,3 @@ class PowerAnalysisDetailView(APIView):
         if power is None:
             raise NotFound("No such power analysis.")
         return Response(power_payload(power))
-
