@@ -580,8 +580,6 @@ def exclude_participant(
     ``replace``: also add a replacement slot in the participant's cell (``add_replacement_slot``)
     so the study still reaches its target; an exclusion already decided adds none.
     """
-    from studies.services import record_audit  # studies.services imports this module
-
     reason = (reason or "").strip()
     if not reason:
         raise ValueError("give a reason for the exclusion")
@@ -589,9 +587,24 @@ def exclude_participant(
     if participant.exclusion_decision == Participant.Exclusion.EXCLUDED:
         return participant
     replacement = add_replacement_slot(participant=participant) if replace else None
+    return _record_decision(
+        participant,
+        Participant.Exclusion.EXCLUDED,
+        reason=reason,
+        actor=actor,
+        replacement_slot=replacement.index if replacement else None,
+    )
+
+
+def _record_decision(
+    participant: Participant, decision: str, *, reason: str, actor, **detail
+) -> Participant:
+    """Store a researcher's exclusion decision on a locked participant, with its audit row."""
+    from studies.services import record_audit  # studies.services imports this module
+
     previous = participant.exclusion_decision or "undecided"
-    participant.exclusion_decision = Participant.Exclusion.EXCLUDED
-    participant.excluded = True
+    participant.exclusion_decision = decision
+    participant.excluded = decision == Participant.Exclusion.EXCLUDED
     participant.exclusion_reason = reason
     participant.exclusion_decided_at = timezone.now()
     participant.save(
@@ -605,14 +618,14 @@ def exclude_participant(
     )
     record_audit(
         study=participant.study,
-        action="participant_excluded",
+        action=f"participant_{decision}",
         actor=actor,
         participant=participant.pseudonym,
         status=participant.status,
         old=previous,
         reason=reason,
         flags=[f.get("rule") for f in participant.flags or []],
-        replacement_slot=replacement.index if replacement else None,
+        **detail,
     )
     return participant
 
@@ -926,39 +939,13 @@ def screen_finished_participants(*, now: datetime | None = None) -> int:
 def keep_participant(*, participant: Participant, reason: str, actor=None) -> Participant:
     """A researcher's decision to keep a (flagged) participant in the data: ``excluded`` is
     False whatever the flags say, with the reason and an audit row."""
-    from studies.services import record_audit  # studies.services imports this module
-
     reason = (reason or "").strip()
     if not reason:
         raise ValueError("give a reason for keeping this participant")
     participant = Participant.objects.select_for_update().get(pk=participant.pk)
     if participant.exclusion_decision == Participant.Exclusion.KEPT:
         return participant
-    previous = participant.exclusion_decision or "undecided"
-    participant.exclusion_decision = Participant.Exclusion.KEPT
-    participant.excluded = False
-    participant.exclusion_reason = reason
-    participant.exclusion_decided_at = timezone.now()
-    participant.save(
-        update_fields=[
-            "exclusion_decision",
-            "excluded",
-            "exclusion_reason",
-            "exclusion_decided_at",
-            "last_seen_at",
-        ]
-    )
-    record_audit(
-        study=participant.study,
-        action="participant_kept",
-        actor=actor,
-        participant=participant.pseudonym,
-        status=participant.status,
-        old=previous,
-        reason=reason,
-        flags=[f.get("rule") for f in participant.flags or []],
-    )
-    return participant
+    return _record_decision(participant, Participant.Exclusion.KEPT, reason=reason, actor=actor)
 
 
 @transaction.atomic

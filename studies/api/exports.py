@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -156,17 +155,7 @@ class ExportDownloadView(APIView):
     )
     def get(self, request, slug: str, pk: int):
         job = _job(request, slug, pk)
-        if not exports.may_download(request.user, job):
-            raise PermissionDenied(
-                "Only the study's owners may download an export with recruitment ids."
-            )
-        path = exports.job_file(job) if job.status == ExportJob.Status.DONE else None
-        if path is None:
-            raise Http404("This export is not ready, or its file has expired.")
-        exports.record_download(job=job, actor=request.user)
+        handle, filename = exports.open_download(job=job, actor=request.user)
         return FileResponse(
-            open(path, "rb"),  # noqa: SIM115 - FileResponse closes it
-            as_attachment=True,
-            filename=exports.download_name(job),
-            content_type="application/zip",
+            handle, as_attachment=True, filename=filename, content_type="application/zip"
         )

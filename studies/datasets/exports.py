@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
+from django.http import Http404
 from django.utils import timezone
 
 from config.dispatch import send_on_commit
@@ -346,6 +347,23 @@ def job_file(job: ExportJob) -> Path | None:
 def download_name(job: ExportJob) -> str:
     kind = "replication-package" if job.package else "export"
     return f"{job.study.slug}-{kind}-{job.pk}.zip"
+
+
+def open_download(*, job: ExportJob, actor: AbstractBaseUser) -> tuple[BinaryIO, str]:
+    """The finished export's file, opened for ``actor``, and its download name; audited.
+
+    PermissionDenied for an export with recruitment ids unless ``actor`` owns the study;
+    Http404 while it is not ready or once its file has expired.
+    """
+    if not may_download(actor, job):
+        raise PermissionDenied(
+            "Only the study's owners may download an export with recruitment ids."
+        )
+    path = job_file(job) if job.status == ExportJob.Status.DONE else None
+    if path is None:
+        raise Http404("This export is not ready, or its file has expired.")
+    record_download(job=job, actor=actor)
+    return open(path, "rb"), download_name(job)  # noqa: SIM115 - the response closes it
 
 
 class _Progress:

@@ -7,7 +7,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -142,17 +141,7 @@ def export_download(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     job = ExportJob.objects.filter(study=study, pk=pk).select_related("study").first()
     if job is None:
         raise Http404("No such export.")
-    if not exports.may_download(request.user, job):
-        raise PermissionDenied(
-            "Only the study's owners may download an export with recruitment ids."
-        )
-    path = exports.job_file(job) if job.status == ExportJob.Status.DONE else None
-    if path is None:
-        raise Http404("This export is not ready, or its file has expired.")
-    exports.record_download(job=job, actor=request.user)
+    handle, filename = exports.open_download(job=job, actor=request.user)
     return FileResponse(
-        open(path, "rb"),  # noqa: SIM115 - FileResponse closes it
-        as_attachment=True,
-        filename=exports.download_name(job),
-        content_type="application/zip",
+        handle, as_attachment=True, filename=filename, content_type="application/zip"
     )
