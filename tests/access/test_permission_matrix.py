@@ -20,6 +20,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from studies.access import Action
+from studies.domain import DEFAULT_INCLUSION
 from studies.models import (
     AnalysisResult,
     GenerationJob,
@@ -134,7 +135,7 @@ def _power(world: World) -> dict:
 
 def _results(name_key: str | None = None, name: str | None = None) -> Callable[[World], dict]:
     def kwargs(world: World) -> dict:
-        values = {"slug": world.study.slug, "include": "completed"}
+        values = {"slug": world.study.slug, "include": DEFAULT_INCLUSION}
         if name_key:
             values[name_key] = name
         return values
