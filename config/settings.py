@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "csp",
     "studies",
     "annotation",
+    "modellab",
 ]
 
 MIDDLEWARE = [

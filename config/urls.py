@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("annotation.urls")),
     path("", include("studies.views.accounts")),
     path("", include("studies.urls")),
+    path("", include("modellab.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),

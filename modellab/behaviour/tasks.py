@@ -1,0 +1,3 @@
+"""Celery tasks: behaviour."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Celery tasks: false_refusal."""
+
+__all__: list[str] = []

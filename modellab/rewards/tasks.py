@@ -1,0 +1,3 @@
+"""Celery tasks: rewards."""
+
+__all__: list[str] = []

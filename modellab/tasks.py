@@ -1,0 +1,5 @@
+"""Celery tasks of the model lab (found by autodiscovery here; each part keeps its own module)."""
+
+from modellab.behaviour.tasks import *  # noqa: F403
+from modellab.false_refusal.tasks import *  # noqa: F403
+from modellab.rewards.tasks import *  # noqa: F403
