@@ -2,9 +2,12 @@
 
 from django.urls import path
 
+from modellab import views
+
 app_name = "modellab"
 
 urlpatterns: list = [
+    path("lab/", views.index, name="index"),
     # model behaviour
     # end model behaviour
     # reward scoring

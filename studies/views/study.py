@@ -51,6 +51,8 @@ def _links(study: Study, can_edit: bool, can_see_ids: bool = False) -> list[dict
         ("Preview as a participant", "preview/", can_edit),
         ("Results and statistics", "results/", True),
         ("Power planning", "power/", True),
+        ("Model behaviour (response types models choose)", "lab/behaviour/", True),
+        ("Reward-model scores", "lab/rewards/", True),
         ("Exports and replication package", "exports/", True),
         ("Participants and quality flags", "participants/", True),
         ("Members", "members/", True),
