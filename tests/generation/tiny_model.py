@@ -26,6 +26,39 @@ _CORPUS = [
 ]
 
 
+def build_tiny_tokenizer(directory: Path):
+    """Write the tiny byte-level BPE tokenizer (with the chat template) into ``directory``
+    and return it: ~300 tokens trained in memory, so any text encodes without ``<unk>``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    core = Tokenizer(models.BPE(unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320,
+        special_tokens=SPECIAL_TOKENS,
+        # The full byte alphabet means no input ever maps to <unk>.
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(_CORPUS, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        # The template writes BOS itself; prompts are tokenized without added specials.
+        add_bos_token=False,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    return tokenizer
+
+
 def build_tiny_chat_model(
     directory: Path,
     *,
@@ -53,34 +86,10 @@ def build_tiny_chat_model(
     """
     # Imported here so that importing this module (e.g. for collection) stays cheap.
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-
-    core = Tokenizer(models.BPE(unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        special_tokens=SPECIAL_TOKENS,
-        # The full byte alphabet means no input ever maps to <unk>.
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    core.train_from_iterator(_CORPUS, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        # The template writes BOS itself; prompts are tokenized without added specials.
-        add_bos_token=False,
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    tokenizer.save_pretrained(directory)
+    tokenizer = build_tiny_tokenizer(directory)
 
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -104,5 +113,43 @@ def build_tiny_chat_model(
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     if eos_bias is not None:
         model.generation_config.sequence_bias = [[[tokenizer.eos_token_id], float(eos_bias)]]
+    model.save_pretrained(directory)
+    return directory
+
+
+def build_tiny_reward_model(
+    directory: Path,
+    *,
+    seed: int = 0,
+    hidden_size: int = 32,
+    intermediate_size: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+) -> Path:
+    """Write a tiny random-weight Llama *sequence-classification* model with one output (a
+    reward model's shape: num_labels=1, pad_token_id set so batches of several score) and the
+    same tokenizer into ``directory``. Deterministic for a given ``seed``; the size arguments
+    let benchmarks build a larger one of the same architecture."""
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    directory = Path(directory)
+    tokenizer = build_tiny_tokenizer(directory)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=1,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForSequenceClassification(config)
     model.save_pretrained(directory)
     return directory

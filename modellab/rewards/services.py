@@ -1,0 +1,358 @@
+"""Writes of reward scoring: start (or resume) a run, claim and record batches, finish it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from config.dispatch import send_on_commit
+from modellab.models import RewardRun, RewardScore
+from modellab.rewards import scorers
+from studies import access
+from studies.access import Action
+from studies.generation.backends import validate_backend_settings
+from studies.generation.services import check_model_host, model_params
+from studies.models import LanguageModel, ResponseVariant, Scenario, Study
+from studies.services import record_audit
+
+logger = logging.getLogger(__name__)
+
+#: Tries per score (first + retries) before an error marks it failed, or a judge answer that
+#: never parses marks it unparsed.
+MAX_ATTEMPTS = 3
+#: A judge prompt longer than this is surely a paste gone wrong.
+MAX_JUDGE_PROMPT_CHARS = 20_000
+OPEN_STATUSES = (RewardScore.Status.PENDING, RewardScore.Status.RUNNING)
+OPEN_RUNS = (RewardRun.Status.QUEUED, RewardRun.Status.RUNNING)
+SCORERS = tuple(RewardRun.Scorer.values)
+
+
+def prompt_sha256(judge_prompt: str) -> str:
+    return hashlib.sha256(judge_prompt.encode("utf-8")).hexdigest() if judge_prompt else ""
+
+
+def _check_scorer(model: LanguageModel, scorer: str, judge_prompt: str | None) -> str:
+    """The judge prompt to store ("" for a reward model); ValueError says what is wrong."""
+    if scorer not in SCORERS:
+        raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, not {scorer!r}")
+    if scorer == RewardRun.Scorer.REWARD_MODEL:
+        if model.backend != LanguageModel.Backend.TRANSFORMERS:
+            raise ValueError(
+                f"model '{model.name}' is reached over HTTP ({model.backend}); a reward model "
+                "must be a local transformers model whose path holds a Hugging Face "
+                "sequence-classification reward model"
+            )
+        if judge_prompt:
+            raise ValueError("a judge prompt is for the llm_judge scorer only")
+        validate_backend_settings(model.backend, model.backend_settings)
+        return ""
+    check_model_host(model)
+    prompt = (judge_prompt or "").strip() or scorers.DEFAULT_JUDGE_PROMPT
+    if len(prompt) > MAX_JUDGE_PROMPT_CHARS:
+        raise ValueError(f"the judge prompt is longer than {MAX_JUDGE_PROMPT_CHARS} characters")
+    return prompt
+
+
+def stimuli(study: Study) -> list[tuple[ResponseVariant, str, scorers.Messages]]:
+    """Every (response, framing) a participant could see: each approved variant with its
+    query alone (motivation "") and after each of its query's scenarios, as conversations."""
+    variants = list(
+        ResponseVariant.objects.filter(
+            query__study=study, review_status=ResponseVariant.ReviewStatus.APPROVED
+        )
+        .select_related("query")
+        .order_by("query__query_id", "response_type", "model_name", "sample", "pk")
+    )
+    scenarios: dict[int, list[tuple[str, str]]] = {}
+    for query_id, motivation, text in (
+        Scenario.objects.filter(query__study=study)
+        .order_by("motivation")
+        .values_list("query_id", "motivation", "text")
+    ):
+        scenarios.setdefault(query_id, []).append((motivation, text))
+    wanted = []
+    for variant in variants:
+        framings = [("", None), *scenarios.get(variant.query_id, [])]
+        for motivation, scenario in framings:
+            messages = scorers.conversation(variant.query.text, scenario, variant.text)
+            wanted.append((variant, motivation, messages))
+    return wanted
+
+
+@transaction.atomic
+def start_reward_run(
+    *,
+    study: Study,
+    model: LanguageModel,
+    scorer: str,
+    actor: AbstractBaseUser | None,
+    judge_prompt: str | None = None,
+    dispatch: bool = True,
+) -> RewardRun:
+    """Score every (query[, scenario], response) of the study with ``model`` as ``scorer``.
+
+    The same study, model, scorer and judge prompt make the same run: starting it again adds
+    what is new (responses approved since), scores again what failed, was unparsed or whose
+    text changed, and keeps every score still valid. A run already queued or running is
+    returned as it is. Needs EDIT on the study and the right to use the model
+    (PermissionDenied); a bad scorer, model or prompt raises ValueError and writes nothing.
+    Raises QueueUnavailable (after the commit) when the broker is down; the run is then
+    stored as failed with the reason.
+    """
+    if actor is not None:
+        if not access.can(actor, Action.EDIT, study):
+            raise PermissionDenied("your role in this study does not allow scoring its responses")
+        if not access.can_use_model(actor, model):
+            raise PermissionDenied(f"model '{model.name}' is not shared with you")
+    prompt = _check_scorer(model, scorer, judge_prompt)
+    wanted = stimuli(study)
+    if not wanted:
+        raise ValueError(f"study '{study.slug}' has no approved responses to score")
+    # One start at a time per study: two racing starts would otherwise both create the run.
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    run, created = RewardRun.objects.select_for_update().get_or_create(
+        study=study,
+        model=model,
+        scorer=scorer,
+        prompt_sha256=prompt_sha256(prompt),
+        defaults={"judge_prompt": prompt, "created_by": actor},
+    )
+    if not created and run.status in OPEN_RUNS:
+        return run
+    hashes = {(v.pk, motivation): scorers.input_sha256(m) for v, motivation, m in wanted}
+    RewardScore.objects.bulk_create(
+        [
+            RewardScore(run=run, variant_id=variant_id, motivation=motivation, input_sha256=sha)
+            for (variant_id, motivation), sha in hashes.items()
+        ],
+        ignore_conflicts=True,
+    )
+    # Scores of texts edited since, and those without a score, are taken again.
+    stale = [
+        pk
+        for pk, variant_id, motivation, sha in run.scores.values_list(
+            "pk", "variant_id", "motivation", "input_sha256"
+        )
+        if hashes.get((variant_id, motivation), sha) != sha
+    ]
+    reopen = run.scores.filter(Q(pk__in=stale) | ~Q(status=RewardScore.Status.DONE))
+    reopened = reopen.update(
+        status=RewardScore.Status.PENDING,
+        score=None,
+        attempts=0,
+        error="",
+        raw_answer="",
+        rationale="",
+        started_at=None,
+        finished_at=None,
+    )
+    run.params = {
+        **model_params(model),
+        "scorer": scorer,
+        "max_attempts": MAX_ATTEMPTS,
+        "stimuli": len(hashes),
+    }
+    run.error = ""
+    if reopened:
+        run.status = RewardRun.Status.QUEUED
+        run.started_at = run.finished_at = None
+    else:
+        run.status = RewardRun.Status.DONE
+        run.finished_at = timezone.now()
+    run.save()
+    _store_counts(run)
+    record_audit(
+        study=study,
+        action="reward_run_started",
+        actor=actor,
+        run=run.pk,
+        model=model.name,
+        scorer=scorer,
+        to_score=reopened,
+    )
+    if reopened and dispatch:
+        from modellab.rewards.tasks import dispatch_reward_run
+
+        send_on_commit(
+            lambda: dispatch_reward_run.delay(run.pk),
+            what="reward scoring run",
+            on_failure=lambda reason: fail_undispatched_run(run_id=run.pk, reason=reason),
+        )
+    return run
+
+
+def _store_counts(run: RewardRun) -> None:
+    counts = {s: 0 for s in RewardScore.Status.values}
+    for status in run.scores.values_list("status", flat=True):
+        counts[status] += 1
+    run.n_total = sum(counts.values())
+    run.n_done = counts[RewardScore.Status.DONE]
+    run.n_failed = counts[RewardScore.Status.FAILED]
+    run.n_unparsed = counts[RewardScore.Status.UNPARSED]
+    run.save(update_fields=["n_total", "n_done", "n_failed", "n_unparsed"])
+
+
+@transaction.atomic
+def fail_undispatched_run(*, run_id: int, reason: str) -> None:
+    """The broker refused the run's dispatch: fail it and its open scores, with the reason."""
+    run = RewardRun.objects.select_for_update().get(pk=run_id)
+    if run.status != RewardRun.Status.QUEUED:
+        return
+    now = timezone.now()
+    run.scores.filter(status__in=OPEN_STATUSES).update(
+        status=RewardScore.Status.FAILED, error=reason[:2000], finished_at=now
+    )
+    run.status, run.error, run.finished_at = RewardRun.Status.FAILED, reason, now
+    run.save(update_fields=["status", "error", "finished_at"])
+    _store_counts(run)
+
+
+def batch_size_for(run: RewardRun) -> int:
+    """Scores per batch task: a few forward passes of a reward model; for a judge, enough
+    requests to keep its endpoint's concurrency busy."""
+    settings = run.model.backend_settings
+    if run.scorer == RewardRun.Scorer.REWARD_MODEL:
+        return 4 * int(settings.get("batch_size", 8))
+    if run.model.backend == LanguageModel.Backend.TRANSFORMERS:
+        return int(settings.get("batch_size", 8))
+    return 4 * int(settings.get("max_concurrency", 8))
+
+
+def plan_batches(run: RewardRun) -> list[list[int]]:
+    ids = list(
+        run.scores.filter(status=RewardScore.Status.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    size = batch_size_for(run)
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def mark_run_running(*, run: RewardRun) -> None:
+    RewardRun.objects.filter(pk=run.pk, status=RewardRun.Status.QUEUED).update(
+        status=RewardRun.Status.RUNNING, started_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def claim_batch(*, run_id: int, score_ids: list[int]) -> list[RewardScore]:
+    """Mark a batch's open scores running (a redelivered batch claims its own again)."""
+    claimed = list(
+        RewardScore.objects.filter(pk__in=score_ids, run_id=run_id, status__in=OPEN_STATUSES)
+        .order_by("pk")
+        .select_for_update()
+        .values_list("pk", flat=True)
+    )
+    RewardScore.objects.filter(pk__in=claimed).update(
+        status=RewardScore.Status.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now()
+    )
+    return list(
+        RewardScore.objects.filter(pk__in=claimed)
+        .select_related("variant__query", "run__model")
+        .order_by("pk")
+    )
+
+
+def conversations_for(scores: list[RewardScore]) -> list[scorers.Messages]:
+    """The conversation each score is for, built from the texts as they are now."""
+    texts = {
+        (q, m): t
+        for q, m, t in Scenario.objects.filter(
+            query_id__in={s.variant.query_id for s in scores}
+        ).values_list("query_id", "motivation", "text")
+    }
+    return [
+        scorers.conversation(
+            s.variant.query.text,
+            texts.get((s.variant.query_id, s.motivation)) if s.motivation else None,
+            s.variant.text,
+        )
+        for s in scores
+    ]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    done: int
+    failed: int
+    unparsed: int
+    retry_ids: list[int]
+
+
+@transaction.atomic
+def record_batch(
+    *,
+    scores: list[RewardScore],
+    conversations: list[scorers.Messages],
+    outcomes: list[scorers.ScoreOutcome],
+) -> BatchResult:
+    """Store each outcome on its score; what may still succeed goes back to pending to retry."""
+    now = timezone.now()
+    done = failed = unparsed = 0
+    retry: list[int] = []
+    for score, messages, outcome in zip(scores, conversations, outcomes, strict=True):
+        fields = {"input_sha256": scorers.input_sha256(messages), "raw_answer": outcome.raw}
+        last_try = score.attempts >= MAX_ATTEMPTS
+        if outcome.ok:
+            done += 1
+            fields.update(
+                status=RewardScore.Status.DONE,
+                score=outcome.score,
+                rationale=outcome.rationale,
+                error="",
+                finished_at=now,
+            )
+        elif (outcome.unparsed or outcome.retryable) and not last_try:
+            retry.append(score.pk)
+            fields.update(status=RewardScore.Status.PENDING, error=outcome.error or "")
+        elif outcome.unparsed:
+            unparsed += 1
+            fields.update(
+                status=RewardScore.Status.UNPARSED,
+                error=f"unparsed after {score.attempts} tries: {outcome.error}"[:2000],
+                finished_at=now,
+            )
+        else:
+            failed += 1
+            fields.update(
+                status=RewardScore.Status.FAILED,
+                error=(outcome.error or "")[:2000],
+                finished_at=now,
+            )
+        RewardScore.objects.filter(pk=score.pk, status=RewardScore.Status.RUNNING).update(**fields)
+    return BatchResult(done, failed, unparsed, retry)
+
+
+@transaction.atomic
+def fail_scores(*, score_ids: list[int], error: str) -> None:
+    """Give up on scores after the task's own retries ran out (e.g. the model never loaded)."""
+    RewardScore.objects.filter(pk__in=score_ids, status__in=OPEN_STATUSES).update(
+        status=RewardScore.Status.FAILED, error=error[:2000], finished_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def finish_run_if_complete(*, run_id: int) -> RewardRun:
+    """Close the run once no score is open: failed if any score failed, else done (unparsed
+    judge answers are counted and named in the run's message, not hidden)."""
+    run = RewardRun.objects.select_for_update().get(pk=run_id)
+    if run.status not in OPEN_RUNS or run.scores.filter(status__in=OPEN_STATUSES).exists():
+        return run
+    _store_counts(run)
+    problems = []
+    if run.n_failed:
+        problems.append(f"{run.n_failed} score(s) failed; see each one's error")
+    if run.n_unparsed:
+        problems.append(f"{run.n_unparsed} judge answer(s) could not be parsed (kept as unparsed)")
+    run.status = RewardRun.Status.FAILED if run.n_failed else RewardRun.Status.DONE
+    run.error = "; ".join(problems)
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+    return run
