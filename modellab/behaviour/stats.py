@@ -27,8 +27,10 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # Clamped: rounding can put a bound a hair outside [0, 1] at p = 0 or 1.
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At p = 0 (or 1) the bound is exactly 0 (or 1); rounding would leave it a hair off.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def distribution_rows(
@@ -44,9 +46,9 @@ def distribution_rows(
     one of ``labels`` or ``unparsed``. Shares and their Wilson CIs are of the parsed responses
     of the cell (``n``; share and CI None when it has none); ``n_unparsed`` and
     ``n_responses`` (parsed + unparsed) sit on every row of the cell, so an unreadable answer
-    is counted, never dropped. Besides each
-    category, every model gets rows pooling all categories (category ``(all)``) per framing
-    and overall (category and framing ``(all)``). Cells come in the order: model as first
+    is counted, never dropped. Besides each cell, every model gets rows pooling the framings
+    of each category (framing ``(all)``), the categories of each framing (category ``(all)``)
+    and everything (both ``(all)``). Cells come in the order: model as first
     seen, categories sorted then ``(all)``, ``framings`` first in the given order.
     A label outside ``labels`` and ``unparsed`` raises ValueError.
     """
@@ -65,6 +67,7 @@ def distribution_rows(
         categories.add(category)
         for key in (
             (model, category, framing),
+            (model, category, ALL),
             (model, ALL, framing),
             (model, ALL, ALL),
         ):

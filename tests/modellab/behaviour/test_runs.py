@@ -39,8 +39,7 @@ def independent_counts(study) -> Counter:
         label = EXPECTED_LABEL[item.text]
         for category in (item.query.category, ALL):
             for framing in (item.framing, ALL):
-                if category == ALL or framing != ALL:
-                    counts[(item.model.name, category, framing, label)] += 1
+                counts[(item.model.name, category, framing, label)] += 1
     return counts
 
 
