@@ -186,3 +186,8 @@ class BlockAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"participant {self.participant_id} {self.question_id}"
+
+
+# ----------------------------------------------------------------------------- human coding
+# Coding tasks for human labellers live in annotation/coding/; their tables are this app's.
+from annotation.coding.models import *  # noqa: E402, F403

@@ -1,0 +1,1 @@
+"""Human coding: researchers have coders label model responses; agreement between them."""
