@@ -5,6 +5,10 @@ from django.urls import path
 from modellab import views
 from modellab.behaviour import api as behaviour_api
 from modellab.behaviour import views as behaviour_views
+from modellab.false_refusal import api as frr_api
+from modellab.false_refusal import views as frr_views
+from modellab.rewards import api as rewards_api
+from modellab.rewards import views as rewards_views
 
 app_name = "modellab"
 
@@ -44,7 +48,59 @@ urlpatterns: list = [
     ),
     # end model behaviour
     # reward scoring
+    path("studies/<slug:slug>/lab/rewards/", rewards_views.rewards_page, name="rewards"),
+    path(
+        "studies/<slug:slug>/lab/rewards/<int:pk>/scores.csv",
+        rewards_views.rewards_csv,
+        name="rewards-csv",
+    ),
+    path(
+        "api/studies/<slug:slug>/lab/rewards/runs/",
+        rewards_api.RewardRunListView.as_view(),
+        name="api-reward-runs",
+    ),
+    path(
+        "api/studies/<slug:slug>/lab/rewards/runs/<int:pk>/",
+        rewards_api.RewardRunDetailView.as_view(),
+        name="api-reward-run",
+    ),
+    path(
+        "api/studies/<slug:slug>/lab/rewards/runs/<int:pk>/scores/",
+        rewards_api.RewardScoresView.as_view(),
+        name="api-reward-run-scores",
+    ),
+    path(
+        "api/studies/<slug:slug>/lab/rewards/runs/<int:pk>/agreement/",
+        rewards_api.RewardAgreementView.as_view(),
+        name="api-reward-run-agreement",
+    ),
     # end reward scoring
     # false refusal
+    path("lab/false-refusal/", frr_views.false_refusal_page, name="false-refusal"),
+    path("lab/false-refusal/sets/<int:pk>/", frr_views.prompt_set_page, name="false-refusal-set"),
+    path("lab/false-refusal/runs/<int:pk>/", frr_views.run_page, name="false-refusal-run"),
+    path(
+        "lab/false-refusal/runs/<int:pk>/responses.csv",
+        frr_views.responses_csv,
+        name="false-refusal-responses-csv",
+    ),
+    path(
+        "api/lab/false-refusal/prompt-sets/",
+        frr_api.PromptSetListView.as_view(),
+        name="api-false-refusal-prompt-sets",
+    ),
+    path(
+        "api/lab/false-refusal/prompt-sets/<int:pk>/",
+        frr_api.PromptSetDetailView.as_view(),
+        name="api-false-refusal-prompt-set",
+    ),
+    path(
+        "api/lab/false-refusal/runs/", frr_api.RunListView.as_view(), name="api-false-refusal-runs"
+    ),
+    path(
+        "api/lab/false-refusal/runs/<int:pk>/",
+        frr_api.RunDetailView.as_view(),
+        name="api-false-refusal-run",
+    ),
     # end false refusal
 ]
