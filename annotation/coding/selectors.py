@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,8 +26,6 @@ from modellab.classifiers.labels import (
 )
 from studies import access
 from studies.models import GenerationItem, LanguageModel, Study
-
-logger = logging.getLogger(__name__)
 
 
 def _signed_in(user) -> bool:
@@ -217,12 +214,10 @@ def _classifier_scheme(labels: set[str]) -> str:
 
 
 def automatic_labels(generation_item_ids: list[int]) -> dict[str, dict[int, str]]:
-    """Each automatic classification run's labels of these responses (model behaviour part);
-    empty when that part is not installed or has nothing."""
-    try:
-        from modellab.behaviour.selectors import labels_for_items
-    except ImportError:
-        return {}
+    """Each automatic classification run's labels of these responses (the model lab's runs)."""
+    # Imported here: the model lab's selectors read annotation tables too (rewards).
+    from modellab.behaviour.selectors import labels_for_items
+
     return labels_for_items(generation_item_ids)
 
 

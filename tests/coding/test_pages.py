@@ -205,3 +205,39 @@ def test_results_page_and_csv(client, make_task, user_factory):
     assert CodingTask.objects.get().status == "closed"
     client.post(f"/coding/{task.pk}/status/", {"status": "bogus"})
     assert CodingTask.objects.get().status == "closed"
+
+
+def test_results_compare_coders_with_a_stored_classification_run(client, make_task, user_factory):
+    """A three-way string-match run of the model lab against a five-way task: codes are mapped
+    to three ways before the majority is taken; ties and unparsed labels are counted."""
+    from modellab.models import ClassificationLabel, ClassificationRun
+
+    coders = [user_factory(n) for n in ("ana", "ben", "cem")]
+    task = make_task(items=3, overlap=3, coders=coders, scheme="five_way")
+    codes = {
+        1: ["direct_refusal", "explanation_based", "full_compliance"],  # three-way: full refusal
+        2: ["redirection", "full_compliance", "partial_compliance"],  # partial refusal
+        3: ["full_compliance", "redirection", "direct_refusal"],  # a tie even in three ways
+    }
+    for n, coder in enumerate(coders):
+        for _ in range(3):
+            a = services.next_assignment(task=task, coder=coder)
+            label = codes[a.item.position][n]
+            services.record_code(task=task, coder=coder, item_id=a.item_id, label=label)
+    run = ClassificationRun.objects.create(
+        study=task.study, classifier="string_match", scheme="three_way", settings_key="k"
+    )
+    items = {i.position: i.generation_item for i in task.items.all()}
+    for position, label in ((1, "full_refusal"), (2, "full_compliance"), (3, "full_refusal")):
+        ClassificationLabel.objects.create(
+            run=run, item=items[position], status="done", label=label
+        )
+
+    client.force_login(task.owner)
+    page = client.get(f"/coding/{task.pk}/").content.decode()
+    table = page[page.index('id="classifier-table"') :]
+    row = table[table.index(f"string_match three_way #{run.pk}") :]
+    cells = [c.split("</td>")[0] for c in row.split("<td>")[1:7]]
+    # compared 2 (items 1 and 2), accuracy 1/2, κ: pairs (FR,FR), (PR,FC); ties 1.
+    assert cells[:3] == ["2", "0.500", "0.3333"]
+    assert cells[3:] == ["1", "0", "0"]
