@@ -10,7 +10,7 @@ from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from modellab.classifiers.labels import to_three_way
-from modellab.false_refusal.rates import GroupRates, rates_by_group
+from modellab.false_refusal.rates import GroupRates, group_order, rates_by_group
 from modellab.models import FalseRefusalItem, FalseRefusalRun, PromptSet
 
 FINISHED = (FalseRefusalRun.Status.DONE, FalseRefusalRun.Status.FAILED)
@@ -168,3 +168,11 @@ def responses_csv(run: FalseRefusalRun) -> Iterator[str]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def prompt_groups(prompt_set: PromptSet) -> list[tuple[str, int]]:
+    """(label, prompts) per group, in reporting order."""
+    counts = dict(
+        prompt_set.prompts.values_list("label").annotate(n=Count("id")).values_list("label", "n")
+    )
+    return [(label, counts[label]) for label in group_order(counts)]
