@@ -28,6 +28,12 @@ LABEL_COLOURS: dict[str, str] = {
     PARTIAL_REFUSAL: RESPONSE_TYPE_COLOURS["partial_compliance"],
     FULL_COMPLIANCE: RESPONSE_TYPE_COLOURS["full_compliance"],
 }
+# Short forms for the chart's axis, where fifteen bars share the width.
+FRAMING_TICKS: dict[str, str] = {
+    "query_only": "Query",
+    "benign": "Benign",
+    "malicious": "Malicious",
+}
 FRAMING_LABELS: dict[str, str] = {
     "query_only": "Query only",
     "benign": "Benign scenario",
@@ -83,8 +89,12 @@ def model_figure(rows: Sequence[dict], model: str, labels: Sequence[str]) -> go.
     x = [
         [category_text(c) for c, _f in cells],
         [
-            f"{framing_text(f)} (n={first[(c, f)]['n']}"
-            + (f", {first[(c, f)]['n_unparsed']} unparsed)" if first[(c, f)]["n_unparsed"] else ")")
+            f"{FRAMING_TICKS.get(f, framing_text(f))}<br>n={first[(c, f)]['n']}"
+            + (
+                f"<br>+{first[(c, f)]['n_unparsed']} unparsed"
+                if first[(c, f)]["n_unparsed"]
+                else ""
+            )
             for c, f in cells
         ],
     ]
@@ -104,17 +114,17 @@ def model_figure(rows: Sequence[dict], model: str, labels: Sequence[str]) -> go.
                     [r["count"], r["n"], _pct(r["ci_low"]), _pct(r["ci_high"])] for r in cell_rows
                 ],
                 hovertemplate=(
-                    "%{x}<br>%{customdata[0]} of %{customdata[1]}: %{y:.0%} "
+                    "%{customdata[0]} of %{customdata[1]}: %{y:.0%} "
                     "[95% CI %{customdata[2]}, %{customdata[3]}]"
                     f"<extra>{html.escape(label_text(label))}</extra>"
                 ),
             )
         )
-    fig.update_layout(barmode="stack", bargap=0.2)
+    fig.update_layout(barmode="stack", bargap=0.2, legend={"traceorder": "normal"})
     fig.update_yaxes(
         tickformat=".0%", range=[0, 1], autorange=False, title_text="Share of parsed responses"
     )
-    fig.update_xaxes(tickangle=0)
+    fig.update_xaxes(tickangle=0, tickfont={"size": 12})
     height = 520
     return _style(
         fig,

@@ -8,7 +8,14 @@ from django.db.models import Count, QuerySet
 
 from modellab.behaviour import stats
 from modellab.behaviour.services import FINISHED_RUN, NATURAL_FRAMINGS
-from modellab.classifiers.labels import UNPARSED, labels_of
+from modellab.classifiers.labels import (
+    FULL_COMPLIANCE,
+    FULL_REFUSAL,
+    PARTIAL_REFUSAL,
+    THREE_WAY,
+    UNPARSED,
+    labels_of,
+)
 from modellab.models import ClassificationLabel, ClassificationRun
 from studies.models import Study
 
@@ -36,6 +43,14 @@ DISTRIBUTION_COLUMNS: tuple[str, ...] = (
     "n_unparsed",
     "n_responses",
 )
+
+
+def display_labels(scheme: str) -> tuple[str, ...]:
+    """The scheme's labels from refusing to complying (the five-way order of the study's
+    response types; three-way reordered to match)."""
+    if scheme == THREE_WAY:
+        return (FULL_REFUSAL, PARTIAL_REFUSAL, FULL_COMPLIANCE)
+    return labels_of(scheme)
 
 
 def runs_for_study(study: Study) -> QuerySet[ClassificationRun]:
@@ -85,7 +100,7 @@ def distribution(run: ClassificationRun) -> list[dict]:
     (stats.distribution_rows). Only labelled rows count (failed ones are in run_progress).
     """
     return stats.distribution_rows(
-        _observations(run), labels_of(run.scheme), framings=NATURAL_FRAMINGS
+        _observations(run), display_labels(run.scheme), framings=NATURAL_FRAMINGS
     )
 
 

@@ -335,9 +335,10 @@ def classifier_input(item: GenerationItem) -> ClassifierInput:
 
 @transaction.atomic
 def record_labels(
-    *, run_id: int, label_ids: list[int], results: list[Classification], scheme: str
+    *, run_id: int, batch: str, label_ids: list[int], results: list[Classification], scheme: str
 ) -> int:
-    """Store a batch's labels, exactly once: only rows still running are written.
+    """Store a batch's labels, exactly once: only rows still running in this batch are written
+    (not rows cancelled meanwhile, nor rows a rerun has put in another batch).
 
     A label outside the run's scheme is stored as ``unparsed`` with what the classifier said
     kept in ``raw``, so a misbehaving classifier can never add a label of its own.
@@ -354,8 +355,9 @@ def record_labels(
     changed = []
     for pk, result in zip(label_ids, results, strict=True):
         row = rows.get(pk)
-        if row is None or row.status != ClassificationLabel.Status.RUNNING:
-            continue  # stored by a redelivered copy of this batch, or cancelled
+        running = row is not None and row.status == ClassificationLabel.Status.RUNNING
+        if not running or str(row.batch) != str(batch):
+            continue  # stored by a redelivered copy of this batch, cancelled, or requeued
         if result.label in allowed:
             row.label, row.raw = result.label, result.raw
         else:

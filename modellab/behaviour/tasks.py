@@ -81,7 +81,11 @@ def classify_batch(self, run_id: int, batch: str) -> dict:
         services.finish_run_if_complete(run_id=run_id)
         return {"failed": len(rows)}
     written = services.record_labels(
-        run_id=run_id, label_ids=[r.pk for r in rows], results=results, scheme=run.scheme
+        run_id=run_id,
+        batch=batch,
+        label_ids=[r.pk for r in rows],
+        results=results,
+        scheme=run.scheme,
     )
     services.finish_run_if_complete(run_id=run_id)
     return {"labelled": written}

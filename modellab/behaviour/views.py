@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from config.dispatch import QueueUnavailable
 from modellab.behaviour import figures, selectors, services
-from modellab.classifiers.labels import FIVE_WAY, THREE_WAY, labels_of
+from modellab.classifiers.labels import FIVE_WAY, THREE_WAY
 from modellab.models import ClassificationRun
 from studies import access
 from studies.access import Action
@@ -126,7 +126,7 @@ class StartRunForm(forms.Form):
 def _run_context(run: ClassificationRun | None) -> dict:
     if run is None:
         return {}
-    labels = labels_of(run.scheme)
+    labels = selectors.display_labels(run.scheme)
     rows = selectors.distribution(run)
     models = list(dict.fromkeys(r["model"] for r in rows))
     # Through JSON, so every number is plain (plotly.js reads its own typed-array encoding).

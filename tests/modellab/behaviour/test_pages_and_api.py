@@ -68,9 +68,9 @@ def test_page_starts_a_run_and_shows_chart_table_and_downloads(
     figure = payload["figures"]["model-alpha"]
     assert figure["layout"]["barmode"] == "stack"
     assert [t["name"] for t in figure["data"]] == [
-        "Full compliance",
         "Full refusal",
         "Partial refusal",
+        "Full compliance",
     ]
     # 4 categories + all, 3 framings each: 15 bars per label, with counts and CIs in the hover.
     assert len(figure["data"][0]["x"][0]) == 15

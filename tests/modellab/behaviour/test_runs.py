@@ -13,6 +13,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from modellab.behaviour import selectors, services
 from modellab.behaviour.stats import ALL
+from modellab.classifiers.base import Classification
 from modellab.classifiers.labels import THREE_WAY_LABELS
 from modellab.models import ClassificationLabel, ClassificationRun
 from studies.models import AuditEvent, GenerationItem, StudyMembership
@@ -257,3 +258,67 @@ def test_labels_for_items_names_each_run_with_its_labels(
     assert got[f"string_match three_way #{first.pk}"] == alpha_items
     assert set(got[f"string_match three_way #{second.pk}"]) == {i.pk for i in items}
     assert selectors.labels_for_items([]) == {}
+
+
+def test_each_label_is_stored_once_whatever_the_delivery(natural_study):
+    study, (alpha, _beta) = natural_study
+    from modellab.behaviour.tasks import classify_batch
+
+    def start_undispatched():
+        return services.start_classification_run(
+            study=study,
+            models=[alpha],
+            classifier="string_match",
+            scheme="three_way",
+            actor=None,
+            dispatch=False,
+        )
+
+    run = start_undispatched()
+    batches = services.plan_batches(run=run)
+    assert len(batches) == 1 and services.plan_batches(run=run) == []  # planned once
+    # A worker died mid-batch (rows claimed, nothing stored): the redelivery labels them.
+    assert len(services.claim_batch(run_id=run.pk, batch=batches[0])) == 48
+    assert classify_batch.apply(args=[run.pk, batches[0]]).get() == {"labelled": 48}
+    stamps = dict(run.labels.values_list("pk", "finished_at"))
+    # Delivered once more: nothing is open, nothing is written again.
+    assert classify_batch.apply(args=[run.pk, batches[0]]).get() == {"skipped": "nothing open"}
+    assert dict(run.labels.values_list("pk", "finished_at")) == stamps
+    run.refresh_from_db()
+    assert run.status == "done" and run.n_labelled == 48
+
+    # A batch still working when its run was cancelled and started again stores nothing: its
+    # rows now belong to the new batch.
+    other = services.start_classification_run(
+        study=study,
+        models=[alpha],
+        classifier="string_match",
+        scheme="three_way",
+        phrases={"window": 30},
+        actor=None,
+        dispatch=False,
+    )
+    (stale,) = services.plan_batches(run=other)
+    claimed = services.claim_batch(run_id=other.pk, batch=stale)
+    services.cancel_run(run=other, actor=None)
+    again = services.start_classification_run(
+        study=study,
+        models=[alpha],
+        classifier="string_match",
+        scheme="three_way",
+        phrases={"window": 30},
+        actor=None,
+        dispatch=False,
+    )
+    assert again.pk == other.pk
+    (fresh,) = services.plan_batches(run=again)
+    services.claim_batch(run_id=other.pk, batch=fresh)
+    results = [Classification(label="full_refusal", rationale="stale") for _ in claimed]
+    written = services.record_labels(
+        run_id=other.pk,
+        batch=stale,
+        label_ids=[r.pk for r in claimed],
+        results=results,
+        scheme="three_way",
+    )
+    assert written == 0 and not other.labels.filter(rationale="stale").exists()
