@@ -159,6 +159,19 @@ PUBLIC = {
 # Signed-in pages about the account itself, not a study.
 ACCOUNT = {"password_change", "password_change_done"}
 
+
+def _classification_run(world: World) -> dict:
+    """A finished (empty) model-behaviour classification run of the world's study."""
+    from modellab.models import ClassificationRun
+
+    run = ClassificationRun.objects.filter(study=world.study).first()
+    if run is None:
+        run = ClassificationRun.objects.create(
+            study=world.study, classifier="string_match", scheme="three_way", status="done"
+        )
+    return {"slug": world.study.slug, "pk": run.pk}
+
+
 ROUTES: dict[str, Rule] = {
     "studies:list": Rule(None),
     "studies:models": Rule(None, ("GET", "POST")),
@@ -284,6 +297,16 @@ ROUTES: dict[str, Rule] = {
     "studies:api-study-jobs": Rule(Action.VIEW, ("GET",), _slug),
     "studies:api-job": Rule(Action.VIEW, kwargs=lambda w: {"pk": w.job.pk}),
     "studies:api-job-cancel": Rule(Action.EDIT, ("POST",), lambda w: {"pk": w.job.pk}),
+    # model behaviour: viewers see runs and downloads, editors start and cancel runs
+    "modellab:behaviour": Rule(Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT),
+    "modellab:behaviour-run": Rule(Action.VIEW, kwargs=_classification_run),
+    "modellab:behaviour-cancel": Rule(Action.EDIT, ("POST",), _classification_run),
+    "modellab:behaviour-labels-csv": Rule(Action.VIEW, kwargs=_classification_run),
+    "modellab:behaviour-distribution-csv": Rule(Action.VIEW, kwargs=_classification_run),
+    "modellab:api-behaviour-runs": Rule(
+        Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT
+    ),
+    "modellab:api-behaviour-run": Rule(Action.VIEW, kwargs=_classification_run),
 }
 
 
