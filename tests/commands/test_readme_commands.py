@@ -96,6 +96,15 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "export_study": {"SLUG": "refusal-perception"},
             "rotate_recruitment_keys": {"N": "100"},
             "delete_participant_data": {"SLUG": "refusal-perception", "ID": "PPX-readme-1"},
+            "classify_responses": {
+                "FILE": str(
+                    ROOT / "tests" / "modellab" / "classifiers" / "fixtures" / "responses.csv"
+                ),
+                "PROMPT": "prompt",
+                "RESPONSE": "response",
+                "OUT": "labelled.csv",
+                "NAME": "loopback",
+            },
             "create_researcher": {
                 "USER": "grace",
                 "E": "grace@example.org",
@@ -112,6 +121,7 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "generate_responses": "done",
             "export_ratings": "",
             "export_study": "replication package of refusal-perception written to export.zip",
+            "classify_responses": "17 responses classified with",
             "create_researcher": "https://lab.example.org/accounts/",
             "rotate_recruitment_keys": "recruitment ids re-encrypted with the first key",
             "delete_participant_data": "is withdrawn and their answers are deleted",
@@ -141,6 +151,8 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
     grace = users.get(username="grace")
     assert not grace.is_staff and not grace.has_usable_password()
     assert (tmp_path / "ratings.csv").exists()
+    labelled = (tmp_path / "labelled.csv").read_text(encoding="utf-8")
+    assert labelled.splitlines()[0].endswith(",label,rationale")
     with zipfile.ZipFile(tmp_path / "export.zip") as archive:
         names = archive.namelist()
     assert "refusal-perception-replication-package/MANIFEST.sha256" in names
