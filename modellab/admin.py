@@ -1,1 +1,33 @@
 """Read-mostly admin for the model lab's tables (writes go through the services)."""
+
+# --- model behaviour (read-only: runs and labels are written by modellab.behaviour.services)
+from django.contrib import admin  # noqa: E402
+
+from modellab.models import ClassificationLabel, ClassificationRun  # noqa: E402
+
+
+class _BehaviourReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ClassificationRun)
+class ClassificationRunAdmin(_BehaviourReadOnly):
+    list_display = ("pk", "study", "classifier", "scheme", "judge_model", "status", "created_at")
+    list_filter = ("classifier", "scheme", "status")
+    search_fields = ("study__slug",)
+    list_select_related = ("study", "judge_model")
+
+
+@admin.register(ClassificationLabel)
+class ClassificationLabelAdmin(_BehaviourReadOnly):
+    list_display = ("pk", "run", "item", "label", "status", "attempts")
+    list_filter = ("status", "label")
+    list_select_related = ("run", "item")
+    raw_id_fields = ("run", "item")
