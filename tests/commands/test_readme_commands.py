@@ -92,6 +92,8 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
                 "S": "7",
             },
             "generate_responses": {"SLUG": draft.slug, "NAME": "loopback", "N": "1"},
+            # The loopback judge answers in prose: every score ends unparsed, counted.
+            "score_rewards": {"SLUG": draft.slug, "NAME": "loopback"},
             "export_ratings": {"SLUG": "refusal-perception"},
             "export_study": {"SLUG": "refusal-perception"},
             "rotate_recruitment_keys": {"N": "100"},
@@ -119,6 +121,7 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "export_stimuli": "16 queries written to stimuli-export.csv",
             "register_model": "loopback: openai on queue default",
             "generate_responses": "done",
+            "score_rewards": "judge answer(s) could not be parsed",
             "export_ratings": "",
             "export_study": "replication package of refusal-perception written to export.zip",
             "classify_responses": "17 responses classified with",
