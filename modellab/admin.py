@@ -31,3 +31,34 @@ class ClassificationLabelAdmin(_BehaviourReadOnly):
     list_filter = ("status", "label")
     list_select_related = ("run", "item")
     raw_id_fields = ("run", "item")
+
+
+# --- reward scoring (read-only: runs and scores are written by modellab.rewards.services)
+from modellab.models import RewardRun, RewardScore  # noqa: E402
+
+
+class _RewardsReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(RewardRun)
+class RewardRunAdmin(_RewardsReadOnly):
+    list_display = ("pk", "study", "model", "scorer", "status", "n_done", "n_total", "created_at")
+    list_filter = ("scorer", "status")
+    search_fields = ("study__slug", "model__name")
+    list_select_related = ("study", "model")
+
+
+@admin.register(RewardScore)
+class RewardScoreAdmin(_RewardsReadOnly):
+    list_display = ("pk", "run", "variant", "motivation", "status", "score", "attempts")
+    list_filter = ("status",)
+    list_select_related = ("run", "variant")
+    raw_id_fields = ("run", "variant")
