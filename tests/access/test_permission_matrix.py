@@ -172,6 +172,18 @@ def _classification_run(world: World) -> dict:
     return {"slug": world.study.slug, "pk": run.pk}
 
 
+def _reward_run(world: World) -> dict:
+    """A finished (empty) reward-scoring run of the world's study."""
+    from modellab.models import RewardRun
+
+    run = RewardRun.objects.filter(study=world.study).first()
+    if run is None:
+        run = RewardRun.objects.create(
+            study=world.study, model=world.model, scorer="llm_judge", status="done"
+        )
+    return {"slug": world.study.slug, "pk": run.pk}
+
+
 ROUTES: dict[str, Rule] = {
     "studies:list": Rule(None),
     "studies:models": Rule(None, ("GET", "POST")),
@@ -307,6 +319,13 @@ ROUTES: dict[str, Rule] = {
         Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT
     ),
     "modellab:api-behaviour-run": Rule(Action.VIEW, kwargs=_classification_run),
+    # reward scoring: viewers see runs, scores and agreement; editors start runs
+    "modellab:rewards": Rule(Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT),
+    "modellab:rewards-csv": Rule(Action.VIEW, kwargs=_reward_run),
+    "modellab:api-reward-runs": Rule(Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT),
+    "modellab:api-reward-run": Rule(Action.VIEW, kwargs=_reward_run),
+    "modellab:api-reward-run-scores": Rule(Action.VIEW, kwargs=_reward_run),
+    "modellab:api-reward-run-agreement": Rule(Action.VIEW, kwargs=_reward_run),
 }
 
 
