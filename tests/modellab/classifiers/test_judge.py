@@ -265,3 +265,29 @@ def test_parse_judgement_strictness():
     for text in ('```python\n{"label": "full_refusal", "rationale": "r"}\n```', "null", "{}"):
         with pytest.raises(JudgementError):
             parse_judgement(text, "three_way")
+
+
+def test_a_local_transformers_model_as_judge_gives_unparsed_with_its_raw_text(tmp_path):
+    """Any registry model can judge: a tiny random-weight local model answers noise, which is
+    asked again once with the reason and then kept as unparsed, raw text included."""
+    pytest.importorskip("torch")
+    from tests.generation.tiny_model import build_tiny_chat_model
+
+    path = build_tiny_chat_model(tmp_path / "tiny")
+    model = LanguageModel(
+        name="tiny-judge",
+        backend="transformers",
+        backend_settings={"path": str(path), "device": "cpu"},
+    )
+    judge = LLMJudge(
+        model=model,
+        scheme="three_way",
+        prompt="{prompt} / {response}",
+        max_attempts=2,
+        max_tokens=6,
+    )
+    results = judge.classify(items("Sure, here it is.", "I can't help with that."))
+    assert [r.label for r in results] == [UNPARSED, UNPARSED]
+    for result in results:
+        assert result.attempts == 2 and result.raw
+        assert result.rationale.startswith("no readable answer after 2 attempt(s)")
