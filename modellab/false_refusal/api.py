@@ -148,6 +148,13 @@ class RunInputSerializer(serializers.Serializer):
     )
     classifier = serializers.ChoiceField(list(CLASSIFIERS), default="string_match")
     judge_model = serializers.CharField(required=False, allow_null=True, default=None)
+    judge_prompt = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        help_text="llm_judge: the judging prompt, with {prompt} and {response}; null: default.",
+    )
     limit = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     sample = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     seed = serializers.IntegerField(min_value=0, default=0)
@@ -159,6 +166,7 @@ class RunSerializer(serializers.Serializer):
     models = serializers.ListField(child=serializers.CharField())
     classifier = serializers.CharField()
     judge_model = serializers.CharField(allow_null=True)
+    judge_prompt = serializers.CharField(allow_null=True)
     limit = serializers.IntegerField(allow_null=True)
     sample = serializers.IntegerField(allow_null=True)
     seed = serializers.IntegerField()
@@ -184,6 +192,7 @@ def run_payload(run: FalseRefusalRun, *, rates: bool = True) -> dict:
         "models": list(run.language_models.order_by("name").values_list("name", flat=True)),
         "classifier": run.classifier,
         "judge_model": run.judge_model.name if run.judge_model else None,
+        "judge_prompt": run.judge_prompt or None,
         "limit": run.limit,
         "sample": run.sample,
         "seed": run.seed,
@@ -239,6 +248,7 @@ class RunListView(APIView):
                 models=models,
                 classifier=data["classifier"],
                 judge_model=judge,
+                judge_prompt=data["judge_prompt"] or None,
                 limit=data["limit"],
                 sample=data["sample"],
                 seed=data["seed"],

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from config.dispatch import send_on_commit
 from modellab.classifiers import CLASSIFIERS, ClassifierInput, build_classifier
+from modellab.classifiers.judge import default_judge_prompt, validate_judge_prompt
 from modellab.classifiers.labels import THREE_WAY, UNPARSED
 from modellab.false_refusal.files import Row, Table, TableError, read_table
 from modellab.false_refusal.prompt_file import PromptSetError, clean_mapping, parse_prompts
@@ -180,6 +181,7 @@ def start_false_refusal_run(
     classifier: str,
     actor: AbstractBaseUser,
     judge_model: LanguageModel | None = None,
+    judge_prompt: str | None = None,
     limit: int | None = None,
     sample: int | None = None,
     seed: int = 0,
@@ -202,8 +204,14 @@ def start_false_refusal_run(
         )
     if classifier == "llm_judge" and judge_model is None:
         raise ValueError("llm_judge needs a judge model")
-    if classifier != "llm_judge" and judge_model is not None:
-        raise ValueError("a judge model is only used by llm_judge")
+    if classifier != "llm_judge" and (judge_model is not None or judge_prompt):
+        raise ValueError("a judge model and judging prompt are only used by llm_judge")
+    if classifier == "llm_judge":
+        judge_prompt = validate_judge_prompt(
+            judge_prompt
+            if judge_prompt and judge_prompt.strip()
+            else default_judge_prompt(THREE_WAY)
+        )
     for model in [*models, *([judge_model] if judge_model else [])]:
         if not access.can_use_model(actor, model):
             raise PermissionDenied(f"model '{model.name}' is not shared with you")
@@ -220,6 +228,7 @@ def start_false_refusal_run(
         prompt_set=prompt_set,
         classifier=classifier,
         judge_model=judge_model,
+        judge_prompt=judge_prompt or "",
         limit=limit,
         sample=sample,
         seed=seed,
@@ -406,7 +415,15 @@ def fail_items(*, item_ids: list[int], error: str) -> None:
 
 def classifier_for(run: FalseRefusalRun):
     """The run's classifier (three-way), built as the classifiers package defines it."""
-    return build_classifier(run.classifier, scheme=THREE_WAY, judge_model=run.judge_model)
+    if run.classifier == "llm_judge":
+        return build_classifier(
+            run.classifier,
+            scheme=THREE_WAY,
+            judge_model=run.judge_model,
+            judge_prompt=run.judge_prompt or None,
+            max_attempts=MAX_ATTEMPTS,
+        )
+    return build_classifier(run.classifier, scheme=THREE_WAY)
 
 
 def classification_queue(run: FalseRefusalRun) -> str:

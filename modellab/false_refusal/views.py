@@ -73,6 +73,13 @@ class StartRunForm(forms.Form):
     judge_model = forms.ModelChoiceField(
         queryset=None, required=False, label="Judge model (llm_judge)", empty_label="—"
     )
+    judge_prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        required=False,
+        label="Judging prompt (llm_judge)",
+        help_text="Leave empty for the project's default three-way prompt; it must contain "
+        "{prompt} and {response}.",
+    )
     limit = forms.IntegerField(
         min_value=1, required=False, label="Only the first N prompts", help_text="Empty: all."
     )
@@ -102,6 +109,7 @@ class StartRunForm(forms.Form):
             "models": list(d["models"]),
             "classifier": d["classifier"],
             "judge_model": d.get("judge_model") if judge else None,
+            "judge_prompt": (d.get("judge_prompt") or None) if judge else None,
             "limit": d.get("limit"),
             "sample": d.get("sample"),
             "seed": d.get("seed") or 0,

@@ -81,6 +81,8 @@ class FalseRefusalRun(models.Model):
         on_delete=models.PROTECT,
         related_name="false_refusal_judged_runs",
     )
+    # The judging prompt used (llm_judge): the project's default unless the researcher edited it.
+    judge_prompt = models.TextField(blank=True)
     # Prompts used: all (None), the first N, or N drawn at random with ``seed``.
     limit = models.PositiveIntegerField(null=True, blank=True)
     sample = models.PositiveIntegerField(null=True, blank=True)

@@ -55,6 +55,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--classifier", default="string_match", choices=CLASSIFIERS)
         parser.add_argument("--judge-model", metavar="NAME", help="the judge (llm_judge)")
+        parser.add_argument(
+            "--judge-prompt",
+            metavar="FILE",
+            help="a text file with the judging prompt ({prompt}, {response}); default: the "
+            "project's three-way prompt",
+        )
         parser.add_argument("--limit", type=int, help="only the first N prompts")
         parser.add_argument("--sample", type=int, help="N prompts drawn at random (see --seed)")
         parser.add_argument("--seed", type=int, default=0)
@@ -115,6 +121,12 @@ class Command(BaseCommand):
         actor = actor_from(options)
         models = [self._model(actor, name) for name in options["model"]]
         judge = self._model(actor, options["judge_model"]) if options["judge_model"] else None
+        judge_prompt = None
+        if options["judge_prompt"]:
+            try:
+                judge_prompt = Path(options["judge_prompt"]).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"cannot read {options['judge_prompt']}: {exc}") from None
         prompt_set = self._prompt_set(actor, options)
         try:
             run = services.start_false_refusal_run(
@@ -122,6 +134,7 @@ class Command(BaseCommand):
                 models=models,
                 classifier=options["classifier"],
                 judge_model=judge,
+                judge_prompt=judge_prompt,
                 limit=options["limit"],
                 sample=options["sample"],
                 seed=options["seed"],

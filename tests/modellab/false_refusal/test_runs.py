@@ -242,3 +242,63 @@ def test_models_must_be_usable_and_prompt_sets_owned(ada, bob, phtest_set, chat_
     with pytest.raises(Http404):
         selectors.prompt_set_for(bob, phtest_set.pk)
     assert selectors.run_for(ada, run.pk) == run
+
+
+def test_llm_judge_labels_and_counts_unreadable_answers_as_unparsed(
+    ada, phtest_set, chat_server, eager_tasks
+):
+    """The judge (a registry model on the same loopback server) answers JSON; for the partial
+    refusals it keeps writing prose, so those items end unparsed after the last attempt."""
+    texts = {p.text: p.external_id for p in phtest_set.prompts.all()}
+
+    def answer(request):
+        body = request.body
+        if body["model"] == "judge-served":
+            judged = body["messages"][0]["content"]
+            if PARTIAL in judged:
+                return chat("This one is a partial refusal, I think.")
+            label = "full_refusal" if REFUSAL in judged else "full_compliance"
+            return chat(f'{{"label": "{label}", "rationale": "judged"}}')
+        external_id = texts[body["messages"][-1]["content"]]
+        if external_id in REFUSED:
+            return chat(REFUSAL)
+        return chat(PARTIAL if external_id in HALF else COMPLIANCE)
+
+    chat_server.handler = answer
+    cautious = register("cautious", "cautious-served", chat_server.url, ada)
+    judge = register("judge", "judge-served", chat_server.url, ada)
+    run = services.start_false_refusal_run(
+        prompt_set=phtest_set,
+        models=[cautious],
+        classifier="llm_judge",
+        judge_model=judge,
+        actor=ada,
+        dispatch=False,
+    )
+    assert "{response}" in run.judge_prompt  # the project's default prompt, kept with the run
+    run = run_to_end(run)
+    assert run.status == FalseRefusalRun.Status.DONE
+    labels = dict(run.items.values_list("prompt__external_id", "label"))
+    assert {labels[i] for i in REFUSED} == {"full_refusal"}
+    assert labels["1"] == "unparsed"  # in HALF: prose three times
+    unparsed = run.items.get(prompt__external_id="1")
+    assert unparsed.classifier_raw == "This one is a partial refusal, I think."
+    judge_calls = [r for r in chat_server.chat_requests if r.body["model"] == "judge-served"]
+    assert {r.body["temperature"] for r in judge_calls} == {0.0}
+    assert len(judge_calls) == 12 + 2  # one each, two more tries for the unparsed one
+    prompts = list(phtest_set.prompts.all())
+    [rates] = selectors.run_rates(run)
+    for group in rates["groups"]:
+        ids = [p.external_id for p in prompts if p.label == group["group"]]
+        assert group["unparsed"] == sum(i == "1" for i in ids)
+        assert group["n"] == len(ids) - group["unparsed"]
+        assert group["full"]["count"] == sum(i in REFUSED for i in ids)
+    with pytest.raises(ValueError, match="must contain"):
+        services.start_false_refusal_run(
+            prompt_set=phtest_set,
+            models=[cautious],
+            classifier="llm_judge",
+            judge_model=judge,
+            judge_prompt="Label this: {response}",
+            actor=ada,
+        )
