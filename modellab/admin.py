@@ -62,3 +62,40 @@ class RewardScoreAdmin(_RewardsReadOnly):
     list_filter = ("status",)
     list_select_related = ("run", "variant")
     raw_id_fields = ("run", "variant")
+
+
+# --- false refusal (read-only: sets, runs and items are written by modellab.false_refusal)
+from modellab.models import FalseRefusalItem, FalseRefusalRun, PromptSet  # noqa: E402
+
+
+class _FalseRefusalReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PromptSet)
+class PromptSetAdmin(_FalseRefusalReadOnly):
+    list_display = ("pk", "name", "owner", "source_name", "row_count", "created_at")
+    search_fields = ("name", "owner__username", "sha256")
+    list_select_related = ("owner",)
+
+
+@admin.register(FalseRefusalRun)
+class FalseRefusalRunAdmin(_FalseRefusalReadOnly):
+    list_display = ("pk", "prompt_set", "classifier", "judge_model", "status", "created_by")
+    list_filter = ("classifier", "status")
+    list_select_related = ("prompt_set", "judge_model", "created_by")
+
+
+@admin.register(FalseRefusalItem)
+class FalseRefusalItemAdmin(_FalseRefusalReadOnly):
+    list_display = ("pk", "run", "model", "prompt", "status", "label", "attempts")
+    list_filter = ("status", "label")
+    list_select_related = ("run", "model", "prompt")
+    raw_id_fields = ("run", "model", "prompt")
