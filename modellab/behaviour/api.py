@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
@@ -174,11 +174,21 @@ class RunDetailView(APIView):
     permission_classes = [IsResearcher]
     serializer_class = RunSerializer
 
-    @extend_schema(responses={200: RunSerializer, **errors(404)})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "progress_only",
+                bool,
+                description="true: leave the distribution out (what a progress bar polls).",
+            )
+        ],
+        responses={200: RunSerializer, **errors(404)},
+    )
     def get(self, request, slug: str, pk: int):
         """One run: its progress while it runs, its distribution (labels so far) always."""
         study = study_for(request, slug, Action.VIEW)
         run = selectors.runs_for_study(study).filter(pk=pk).first()
         if run is None:
             raise NotFound("No such classification run.")
-        return Response(run_payload(run, detail=True))
+        progress_only = request.query_params.get("progress_only", "").lower() in ("1", "true")
+        return Response(run_payload(run, detail=not progress_only))

@@ -168,7 +168,8 @@ def start_classification_run(
     ``actor`` must be able to edit the study and, for llm_judge, to use the judge model; None
     is the system (tests, the shell). Bad settings raise ValueError and write nothing.
     Raises QueueUnavailable (after the commit) when the broker is down: the rows the start
-    queued are then failed with the reason.
+    queued are then failed with the reason. The run returned carries ``queued``: how many
+    responses this start put in the queue (0: nothing was left to label).
     """
     if actor is not None:
         access.require(actor, Action.EDIT, study)
@@ -260,6 +261,7 @@ def start_classification_run(
         models=[m.name for m in models],
         queued=to_label,
     )
+    run.queued = to_label
     return run
 
 

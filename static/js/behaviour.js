@@ -5,7 +5,8 @@
   "use strict";
   var running = document.getElementById("behaviour-progress");
   if (running && running.getAttribute("data-finished") === "0") {
-    var url = running.getAttribute("data-url");
+    // Only the progress: the distribution is read once the page reloads.
+    var url = running.getAttribute("data-url") + "?progress_only=1";
     var bar = running.querySelector("progress");
     var counts = running.querySelector(".behaviour-counts");
     var poll = function () {

@@ -236,6 +236,8 @@ def test_api_starts_a_run_reports_progress_and_distribution_and_refuses_bad_inpu
     assert detail["params"]["phrases"]["window"] > 0 and detail["params"]["code_version"]
     run = ClassificationRun.objects.get(pk=run_id)
     assert detail["distribution"] == json.loads(json.dumps(selectors.distribution(run)))
+    progress = client.get(f"{api}{run_id}/?progress_only=1").json()
+    assert "distribution" not in progress and progress["progress"] == detail["progress"]
     listed = client.get(api).json()
     assert [r["id"] for r in listed] == [run_id] and "distribution" not in listed[0]
     assert client.get(f"{api}{run_id + 1}/").status_code == 404
