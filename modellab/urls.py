@@ -95,11 +95,13 @@ urlpatterns: list = [
         name="api-false-refusal-prompt-set",
     ),
     path(
-        "api/lab/false-refusal/runs/", frr_api.RunListView.as_view(), name="api-false-refusal-runs"
+        "api/lab/false-refusal/runs/",
+        frr_api.FalseRefusalRunListView.as_view(),
+        name="api-false-refusal-runs",
     ),
     path(
         "api/lab/false-refusal/runs/<int:pk>/",
-        frr_api.RunDetailView.as_view(),
+        frr_api.FalseRefusalRunDetailView.as_view(),
         name="api-false-refusal-run",
     ),
     # end false refusal

@@ -21,7 +21,7 @@ from studies.api.common import IsResearcher, errors
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
-class MappingSerializer(serializers.Serializer):
+class PromptSetMappingSerializer(serializers.Serializer):
     prompt = serializers.CharField(help_text="Column of the prompt text.")
     label = serializers.CharField(
         required=False, allow_blank=True, help_text="Column of the prompt's group (harmless…)."
@@ -46,7 +46,7 @@ class PromptSetImportSerializer(serializers.Serializer):
     rows = serializers.ListField(
         child=serializers.DictField(), required=False, help_text="JSON: one object per prompt."
     )
-    mapping = MappingSerializer(required=False, help_text="JSON: which key holds what.")
+    mapping = PromptSetMappingSerializer(required=False, help_text="JSON: which key holds what.")
 
     def validate(self, data: dict) -> dict:
         if ("file" in data) == ("rows" in data):
@@ -141,7 +141,7 @@ class PromptSetDetailView(APIView):
         return Response(prompt_set_payload(selectors.prompt_set_for(request.user, pk)))
 
 
-class RunInputSerializer(serializers.Serializer):
+class FalseRefusalRunInputSerializer(serializers.Serializer):
     prompt_set = serializers.IntegerField(help_text="The id of one of your prompt sets.")
     models = serializers.ListField(
         child=serializers.CharField(), min_length=1, help_text="Names of registry models."
@@ -160,7 +160,7 @@ class RunInputSerializer(serializers.Serializer):
     seed = serializers.IntegerField(min_value=0, default=0)
 
 
-class RunSerializer(serializers.Serializer):
+class FalseRefusalRunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     prompt_set = serializers.DictField()
     models = serializers.ListField(child=serializers.CharField())
@@ -208,24 +208,24 @@ def run_payload(run: FalseRefusalRun, *, rates: bool = True) -> dict:
     }
 
 
-class RunListView(APIView):
+class FalseRefusalRunListView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = RunSerializer
+    serializer_class = FalseRefusalRunSerializer
 
-    @extend_schema(responses={200: RunSerializer(many=True)})
+    @extend_schema(responses={200: FalseRefusalRunSerializer(many=True)})
     def get(self, request):
         """Your runs, newest first (the last 50; rates are in each run's detail)."""
         runs = selectors.runs_for(request.user)[:50]
         return Response([run_payload(r, rates=False) for r in runs])
 
     @extend_schema(
-        request=RunInputSerializer,
-        responses={202: RunSerializer, **errors(400, 404)},
+        request=FalseRefusalRunInputSerializer,
+        responses={202: FalseRefusalRunSerializer, **errors(400, 404)},
         description="Start a run: every model answers the chosen prompts, then the classifier "
         "labels each answer (three-way).",
     )
     def post(self, request):
-        serializer = RunInputSerializer(data=request.data)
+        serializer = FalseRefusalRunInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         prompt_set = selectors.prompt_set_for(request.user, data["prompt_set"])
@@ -259,11 +259,11 @@ class RunListView(APIView):
         return Response(run_payload(run), status=status.HTTP_202_ACCEPTED)
 
 
-class RunDetailView(APIView):
+class FalseRefusalRunDetailView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = RunSerializer
+    serializer_class = FalseRefusalRunSerializer
 
-    @extend_schema(responses={200: RunSerializer, **errors(404)})
+    @extend_schema(responses={200: FalseRefusalRunSerializer, **errors(404)})
     def get(self, request, pk: int):
         """One run: its progress while it runs and the rates labelled so far."""
         return Response(run_payload(selectors.run_for(request.user, pk)))
