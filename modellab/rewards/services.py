@@ -293,40 +293,65 @@ def record_batch(
     conversations: list[scorers.Messages],
     outcomes: list[scorers.ScoreOutcome],
 ) -> BatchResult:
-    """Store each outcome on its score; what may still succeed goes back to pending to retry."""
+    """Store each outcome on its score; what may still succeed goes back to pending to retry.
+
+    One locking read and one bulk write for the whole batch (on a GPU host every statement is
+    time the GPU idles); a score no longer running (a duplicate delivery finished it) is left
+    as it is.
+    """
     now = timezone.now()
     done = failed = unparsed = 0
     retry: list[int] = []
+    running = set(
+        RewardScore.objects.filter(pk__in=[s.pk for s in scores], status=RewardScore.Status.RUNNING)
+        .order_by("pk")
+        .select_for_update()
+        .values_list("pk", flat=True)
+    )
+    rows: list[RewardScore] = []
     for score, messages, outcome in zip(scores, conversations, outcomes, strict=True):
-        fields = {"input_sha256": scorers.input_sha256(messages), "raw_answer": outcome.raw}
+        if score.pk not in running:
+            continue
+        row = RewardScore(
+            pk=score.pk,
+            input_sha256=scorers.input_sha256(messages),
+            raw_answer=outcome.raw,
+            score=None,
+            rationale="",
+            error=(outcome.error or "")[:2000],
+            finished_at=now,
+        )
         last_try = score.attempts >= MAX_ATTEMPTS
         if outcome.ok:
             done += 1
-            fields.update(
-                status=RewardScore.Status.DONE,
-                score=outcome.score,
-                rationale=outcome.rationale,
-                error="",
-                finished_at=now,
+            row.status, row.score, row.rationale = (
+                RewardScore.Status.DONE,
+                outcome.score,
+                outcome.rationale,
             )
         elif (outcome.unparsed or outcome.retryable) and not last_try:
             retry.append(score.pk)
-            fields.update(status=RewardScore.Status.PENDING, error=outcome.error or "")
+            row.status, row.finished_at = RewardScore.Status.PENDING, None
         elif outcome.unparsed:
             unparsed += 1
-            fields.update(
-                status=RewardScore.Status.UNPARSED,
-                error=f"unparsed after {score.attempts} tries: {outcome.error}"[:2000],
-                finished_at=now,
-            )
+            row.status = RewardScore.Status.UNPARSED
+            row.error = f"unparsed after {score.attempts} tries: {outcome.error}"[:2000]
         else:
             failed += 1
-            fields.update(
-                status=RewardScore.Status.FAILED,
-                error=(outcome.error or "")[:2000],
-                finished_at=now,
-            )
-        RewardScore.objects.filter(pk=score.pk, status=RewardScore.Status.RUNNING).update(**fields)
+            row.status = RewardScore.Status.FAILED
+        rows.append(row)
+    RewardScore.objects.bulk_update(
+        rows,
+        [
+            "status",
+            "score",
+            "raw_answer",
+            "rationale",
+            "error",
+            "finished_at",
+            "input_sha256",
+        ],
+    )
     return BatchResult(done, failed, unparsed, retry)
 
 

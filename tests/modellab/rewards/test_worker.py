@@ -26,7 +26,8 @@ def test_reward_model_run_on_a_worker_fills_every_score_once(owned_study, resear
         actor=researcher,
     )
     log = tmp_path / "worker.log"
-    worker = CeleryWorker("default,gpu", log_path=log).start()
+    # One torch thread: on a shared, busy test machine more threads thrash (see bench/README).
+    worker = CeleryWorker("default,gpu", log_path=log, OMP_NUM_THREADS="1").start()
     try:
         run = services.start_reward_run(
             study=owned_study, model=model, scorer="reward_model", actor=researcher
