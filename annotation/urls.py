@@ -3,6 +3,7 @@
 from django.urls import path
 
 from annotation import views
+from annotation.coding import api as coding_api
 from annotation.coding import views as coding
 
 app_name = "annotation"
@@ -30,4 +31,6 @@ urlpatterns = [
     path("code/", coding.my_tasks, name="coding-mine"),
     path("code/<int:pk>/", coding.code_item, name="coding-item"),
     path("code/<int:pk>/done/", coding.done, name="coding-done"),
+    path("api/coding/", coding_api.CodingTaskListView.as_view(), name="api-coding-tasks"),
+    path("api/coding/<int:pk>/", coding_api.CodingTaskDetailView.as_view(), name="api-coding-task"),
 ]

@@ -51,7 +51,9 @@ def researcher_tasks(user) -> QuerySet[CodingTask]:
     tasks = CodingTask.objects.all() if user.is_superuser else CodingTask.objects.filter(owner=user)
     return tasks.annotate(
         n_items=Count("items", distinct=True),
-        n_codes=Count("assignments", filter=Q(assignments__answered_at__isnull=False)),
+        n_codes=Count(
+            "assignments", filter=Q(assignments__answered_at__isnull=False), distinct=True
+        ),
     ).select_related("study")
 
 

@@ -176,7 +176,7 @@ def my_tasks(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "annotation/coding/my_tasks.html",
-        {"entries": selectors.coder_tasks(request.user)},
+        {"entries": selectors.coder_tasks(request.user), "nav": "mine"},
     )
 
 

@@ -201,6 +201,9 @@ def test_results_page_and_csv(client, make_task, user_factory):
     assert [r["label"] for r in rows if r["coder"] == "ben"] == labels["ben"]
     assert {r["model"] for r in rows} == {"model-a"} and rows[0]["generation_item_id"]
 
+    listed = client.get("/coding/").content.decode()
+    assert "<td>3</td><td>6</td>" in listed  # items, codes
+
     client.post(f"/coding/{task.pk}/status/", {"status": "closed"})
     assert CodingTask.objects.get().status == "closed"
     client.post(f"/coding/{task.pk}/status/", {"status": "bogus"})
