@@ -146,8 +146,9 @@ def _phrase_pattern(phrase: str) -> str:
             parts.append(re.escape(char))
     body = "".join(parts)
     # Whole words: only where the phrase itself ends with a word character (the start is
-    # checked once for the whole list, in _alternation).
-    end = r"(?!\w)" if phrase.strip()[-1].isalnum() else ""
+    # checked once for the whole list, in _alternation). An apostrophe continues the word, so
+    # "but I can" is not found in "but I can't".
+    end = r"(?![\w" + re.escape(_APOSTROPHES) + "])" if phrase.strip()[-1].isalnum() else ""
     return body + end
 
 
