@@ -241,3 +241,55 @@ def test_api_starts_a_run_reports_progress_and_distribution_and_refuses_bad_inpu
     listed = client.get(api).json()
     assert [r["id"] for r in listed] == [run_id] and "distribution" not in listed[0]
     assert client.get(f"{api}{run_id + 1}/").status_code == 404
+
+
+def test_a_five_way_judge_run_shows_the_five_types_and_its_prompt(
+    client, natural_study, people, chat_server, scripted, django_capture_on_commit_callbacks
+):
+    from modellab.behaviour import services
+    from tests.modellab.behaviour.conftest import COMPLIANCE, REFUSAL, register
+
+    study, (alpha, _beta) = natural_study
+    owner, _viewer, _stranger = people
+    judge = register("judge", chat_server.url)
+
+    def answer(body):
+        text = json.dumps(body["messages"])
+        label = (
+            "direct_refusal"
+            if REFUSAL in text
+            else "full_compliance"
+            if COMPLIANCE in text
+            else "redirection"
+        )
+        return json.dumps({"label": label, "rationale": "scripted"})
+
+    scripted.judge = answer
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.start_classification_run(
+            study=study,
+            models=[alpha],
+            classifier="llm_judge",
+            scheme="five_way",
+            judge_model=judge,
+            judge_prompt="Label it. Request: {prompt}\nResponse: {response}\nLabels: {labels}",
+            actor=owner,
+        )
+    client.force_login(owner)
+    html = client.get(f"/studies/{study.slug}/lab/behaviour/{run.pk}/").content.decode()
+    header = html.split('id="table-model-alpha"')[1].split("</thead>")[0]
+    for name in (
+        "Direct refusal",
+        "Explanation-based refusal",
+        "Redirection",
+        "Partial compliance",
+        "Full compliance",
+    ):
+        assert f'<th scope="col">{name}</th>' in header
+    assert "Label it. Request: {prompt}" in html and "Judge: judge, asked at temperature 0" in html
+    rows = selectors.distribution(run)
+    overall = {r["label"]: r["count"] for r in rows if r["category"] == r["framing"] == "(all)"}
+    assert overall["explanation_based"] == overall["partial_compliance"] == 0
+    assert sum(overall.values()) == 48
+    texts = GenerationItem.objects.filter(study=study, model=alpha)
+    assert overall["direct_refusal"] == texts.filter(text=REFUSAL).count()
