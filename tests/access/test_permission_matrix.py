@@ -63,6 +63,8 @@ class Rule:
     write_action: Action | None = None
     # A registry model's own routes: writes (or every method, with "all") for its owner only.
     model_owner_only: str = ""
+    # A coding task's own routes: its owner (who is also invited to code it) only; 404 to others.
+    coding_task_only: bool = False
 
     def needs(self, method: str) -> Action | None:
         return self.write_action if method != "GET" and self.write_action else self.action
@@ -182,6 +184,20 @@ def _reward_run(world: World) -> dict:
             study=world.study, model=world.model, scorer="llm_judge", status="done"
         )
     return {"slug": world.study.slug, "pk": run.pk}
+
+
+def _coding_task(world: World) -> dict:
+    """A coding task (no items) owned by the user called "owner", who is invited to code it."""
+    from annotation.coding.models import CodingMember, CodingTask
+
+    task = CodingTask.objects.filter(study=world.study).first()
+    if task is None:
+        owner = world.users["owner"]
+        task = CodingTask.objects.create(
+            title="matrix", owner=owner, study=world.study, scheme="three_way", overlap=2
+        )
+        CodingMember.objects.create(task=task, user=owner)
+    return {"pk": task.pk}
 
 
 ROUTES: dict[str, Rule] = {
@@ -326,6 +342,18 @@ ROUTES: dict[str, Rule] = {
     "modellab:api-reward-run": Rule(Action.VIEW, kwargs=_reward_run),
     "modellab:api-reward-run-scores": Rule(Action.VIEW, kwargs=_reward_run),
     "modellab:api-reward-run-agreement": Rule(Action.VIEW, kwargs=_reward_run),
+    # human coding: any researcher has a list of tasks; a task is its owner's (and coders')
+    "annotation:coding-tasks": Rule(None),
+    "annotation:coding-new": Rule(None, ("GET", "POST")),
+    "annotation:coding-mine": Rule(None),
+    "annotation:api-coding-tasks": Rule(None),
+    "annotation:coding-task": Rule(None, kwargs=_coding_task, coding_task_only=True),
+    "annotation:coding-invite": Rule(None, ("POST",), _coding_task, coding_task_only=True),
+    "annotation:coding-status": Rule(None, ("POST",), _coding_task, coding_task_only=True),
+    "annotation:coding-csv": Rule(None, kwargs=_coding_task, coding_task_only=True),
+    "annotation:api-coding-task": Rule(None, kwargs=_coding_task, coding_task_only=True),
+    "annotation:coding-item": Rule(None, ("GET", "POST"), _coding_task, coding_task_only=True),
+    "annotation:coding-done": Rule(None, kwargs=_coding_task, coding_task_only=True),
 }
 
 
@@ -422,6 +450,8 @@ def _call(client: Client, method: str, url: str):
 def _expectation(rule: Rule, role: str, method: str) -> str:
     if role == "anonymous":
         return "login"
+    if rule.coding_task_only:
+        return "allowed" if role == "owner" else "not_found"
     if rule.model_owner_only == "all" or (rule.model_owner_only and method != "GET"):
         # The world's model belongs to the user called "owner"; it is shared, so others see it.
         return "allowed" if role == "owner" else "forbidden"
