@@ -79,6 +79,7 @@ urlpatterns: list = [
     path("lab/false-refusal/", frr_views.false_refusal_page, name="false-refusal"),
     path("lab/false-refusal/sets/<int:pk>/", frr_views.prompt_set_page, name="false-refusal-set"),
     path("lab/false-refusal/runs/<int:pk>/", frr_views.run_page, name="false-refusal-run"),
+    path("lab/false-refusal/runs/<int:pk>/retry/", frr_views.retry_run, name="false-refusal-retry"),
     path(
         "lab/false-refusal/runs/<int:pk>/responses.csv",
         frr_views.responses_csv,

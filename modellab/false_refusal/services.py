@@ -8,7 +8,9 @@ import logging
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.core.validators import validate_slug
@@ -502,3 +504,50 @@ def finish_run_if_complete(*, run_id: int) -> FalseRefusalRun:
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "error", "finished_at"])
     return run
+
+
+@transaction.atomic
+def retry_failed(*, run: FalseRefusalRun, actor: AbstractBaseUser) -> FalseRefusalRun:
+    """Ask again for the responses a finished run could not get (their attempts start afresh);
+    the answers and labels it has are kept. The models must still be usable by ``actor``."""
+    run = FalseRefusalRun.objects.select_for_update().get(pk=run.pk)
+    if run.status != FalseRefusalRun.Status.FAILED:
+        raise ValueError("only a run that finished with failures can be retried")
+    failed = run.items.filter(status=FalseRefusalItem.Status.FAILED)
+    for model in LanguageModel.objects.filter(pk__in=failed.values("model_id")):
+        if not access.can_use_model(actor, model):
+            raise PermissionDenied(f"model '{model.name}' is not shared with you")
+        check_model_host(model)
+    failed.update(status=FalseRefusalItem.Status.PENDING, attempts=0, error="", finished_at=None)
+    run.status, run.error, run.finished_at = FalseRefusalRun.Status.QUEUED, "", None
+    run.save(update_fields=["status", "error", "finished_at"])
+    from modellab.false_refusal.tasks import dispatch_false_refusal_run
+
+    send_on_commit(
+        lambda: dispatch_false_refusal_run.delay(run.pk),
+        what="false-refusal run",
+        on_failure=lambda reason: fail_undispatched_run(run_id=run.pk, reason=reason),
+    )
+    return run
+
+
+@transaction.atomic
+def fail_unstarted_runs(*, now=None) -> int:
+    """Fail runs no worker took within JOB_QUEUED_LIMIT_MINUTES (lost message, no worker on
+    the default queue), so their page stops waiting and says why (a beat task calls this)."""
+    limit = django_settings.JOB_QUEUED_LIMIT_MINUTES
+    before = (now or timezone.now()) - timedelta(minutes=limit)
+    reason = (
+        f"not taken by a worker within {limit} minutes (is a worker running on the default "
+        "queue?); start a new run."
+    )
+    stuck = FalseRefusalRun.objects.select_for_update(skip_locked=True).filter(
+        status=FalseRefusalRun.Status.QUEUED, created_at__lt=before, started_at__isnull=True
+    )
+    count = 0
+    for run in stuck:
+        fail_undispatched_run(run_id=run.pk, reason=reason)
+        count += 1
+    if count:
+        logger.warning("failed %d false-refusal run(s) no worker took", count)
+    return count

@@ -11,6 +11,7 @@ from modellab.false_refusal import services
 from modellab.models import FalseRefusalRun
 
 __all__ = [
+    "fail_unstarted_false_refusal_runs",
     "classify_false_refusal_batch",
     "dispatch_false_refusal_run",
     "generate_false_refusal_batch",
@@ -101,3 +102,9 @@ def classify_false_refusal_batch(self, run_id: int, item_ids: list[int]) -> dict
     labelled = services.record_labels(items=items, classifications=classifications)
     services.finish_run_if_complete(run_id=run_id)
     return {"labelled": labelled}
+
+
+@shared_task(acks_late=True)
+def fail_unstarted_false_refusal_runs() -> int:
+    """Beat: fail runs no worker took, so their page stops waiting."""
+    return services.fail_unstarted_runs()

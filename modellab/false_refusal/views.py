@@ -5,11 +5,13 @@ from __future__ import annotations
 from csp.decorators import csp
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from config.dispatch import QueueUnavailable
 from modellab.false_refusal import figures, selectors, services
@@ -198,6 +200,18 @@ def run_page(request: HttpRequest, pk: int) -> HttpResponse:
         "figure_payload": payload if labelled else None,
     }
     return render(request, "modellab/false_refusal/run.html", context)
+
+
+@login_required
+@require_POST
+def retry_run(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask again for the responses a finished run could not get."""
+    run = selectors.run_for(request.user, pk)
+    try:
+        services.retry_failed(run=run, actor=request.user)
+    except (ValueError, PermissionDenied) as exc:
+        messages.error(request, str(exc))
+    return redirect(reverse("modellab:false-refusal-run", args=[run.pk]))
 
 
 @login_required

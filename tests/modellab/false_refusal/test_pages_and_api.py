@@ -168,6 +168,7 @@ def test_another_researcher_gets_404(client, ada, bob, model, phtest_sample):
         ("modellab:api-false-refusal-run", run.pk),
     ]:
         assert client.get(reverse(name, args=[pk])).status_code == 404, name
+    assert client.post(reverse("modellab:false-refusal-retry", args=[run.pk])).status_code == 404
     page = client.get(reverse(PAGE)).content.decode()
     assert "phtest-sample" not in page and f"Run {run.pk}" not in page
     assert client.get(reverse("modellab:api-false-refusal-runs")).json() == []

@@ -302,3 +302,48 @@ def test_llm_judge_labels_and_counts_unreadable_answers_as_unparsed(
             judge_prompt="Label this: {response}",
             actor=ada,
         )
+
+
+def test_failed_responses_can_be_asked_for_again(ada, phtest_set, chat_server, eager_tasks):
+    chat_server.handler = lambda request: Reply(status=503)
+    model = register("flaky", "flaky-served", chat_server.url, ada)
+    run = services.start_false_refusal_run(
+        prompt_set=phtest_set, models=[model], classifier="string_match", actor=ada, dispatch=False
+    )
+    run = run_to_end(run)
+    assert run.status == FalseRefusalRun.Status.FAILED
+    chat_server.handler = lambda request: chat(COMPLIANCE)
+    with pytest.raises(ValueError, match="only a run that finished with failures"):
+        services.retry_failed(
+            run=services.start_false_refusal_run(
+                prompt_set=phtest_set,
+                models=[model],
+                classifier="string_match",
+                actor=ada,
+                dispatch=False,
+            ),
+            actor=ada,
+        )
+    services.retry_failed(run=run, actor=ada)
+    run = run_to_end(run)
+    assert run.status == FalseRefusalRun.Status.DONE and run.error == ""
+    assert set(run.items.values_list("status", "label", "attempts")) == {
+        ("done", "full_compliance", 1)
+    }
+
+
+def test_a_run_no_worker_took_is_failed_by_the_sweep(ada, phtest_set, chat_server):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    model = register("idle", "idle-served", chat_server.url, ada)
+    run = services.start_false_refusal_run(
+        prompt_set=phtest_set, models=[model], classifier="string_match", actor=ada, dispatch=False
+    )
+    assert services.fail_unstarted_runs() == 0
+    later = timezone.now() + timedelta(hours=3)
+    assert services.fail_unstarted_runs(now=later) == 1
+    run.refresh_from_db()
+    assert run.status == FalseRefusalRun.Status.FAILED and "not taken by a worker" in run.error
+    assert set(run.items.values_list("status", flat=True)) == {"failed"}
