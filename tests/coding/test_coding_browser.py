@@ -5,6 +5,7 @@ shows the agreement the independent implementations compute from the stored code
 from __future__ import annotations
 
 import csv
+import re
 from itertools import combinations
 from pathlib import Path
 
@@ -184,4 +185,28 @@ def test_three_coders_code_a_task_and_the_results_match_independent_statistics(
         for name, labels in PLAN.items()
         for position, label in enumerate(labels, 1)
     )
+
+    # A coder account made on the task page: its owner sets a password through the one-time
+    # link, signs in and finds the task (nothing left: every item has its k codes).
+    researcher.get_by_label("Username", exact=True).fill("dan")
+    researcher.get_by_role("button", name="Create and invite").click()
+    message = researcher.get_by_text("Account 'dan' created and invited").inner_text()
+    link = re.search(r"https?://\S+", message).group(0)
+    assert violations(researcher) == []
     researcher.close()
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(link)
+    page.get_by_label("New password", exact=True).fill(PASSWORD + "-dan")
+    page.get_by_label("New password confirmation").fill(PASSWORD + "-dan")
+    page.get_by_role("button").last.click()
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", "dan")
+    page.fill("#id_password", PASSWORD + "-dan")
+    page.locator("form button[type=submit], form input[type=submit]").last.click()
+    page.get_by_role("link", name="your coding tasks").click()
+    page.get_by_role("link", name=f"Code items of {task.title}").click()
+    expect(page.get_by_role("heading", name="Nothing left for you to code")).to_be_visible()
+    # An account made to code sees none of the researcher coding pages.
+    assert page.goto(f"{base}/coding/").status == 404
+    context.close()
