@@ -184,7 +184,8 @@ class ClassifierAgreement:
 
     ``compared``: items with a majority and a usable classifier label; ``ties``: coded items
     without a majority (left out); ``unlabelled``: coded items the classifier has no label
-    for; ``unparsed``: items the classifier could not label (left out, counted).
+    for; ``unparsed``: items the classifier could not label, or labelled outside the compared
+    vocabulary (left out, counted).
     Rows of ``matrix`` are the coders' majority, columns the classifier, both in ``labels``.
     """
 
@@ -237,7 +238,10 @@ def classifier_agreement(
             continue
         predicted = prediction_map.get(predicted, predicted)
         if predicted not in labels:
-            raise ValueError(f"classifier {name!r} gave item {item} an unknown label {predicted!r}")
+            # Outside the compared vocabulary: as unusable as an unreadable answer, and never
+            # silently counted as some category.
+            unparsed += 1
+            continue
         pairs.append((majority, predicted))
     return ClassifierAgreement(
         name=name,

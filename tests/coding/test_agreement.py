@@ -121,19 +121,21 @@ def test_classifier_against_the_majority_with_five_to_three_mapping():
         2: {"x": "redirection", "y": "redirection", "z": "full_compliance"},
         3: {"x": "full_compliance", "y": "partial_compliance"},  # three-way tie: left out
         4: {"x": "full_compliance", "y": "full_compliance"},  # classifier unparsed
-        5: {"x": "full_compliance", "y": "full_compliance"},  # classifier has no label
-        6: {},
+        5: {"x": "full_compliance", "y": "full_compliance"},
+        6: {"x": "full_compliance"},  # the classifier has no label for it
+        7: {},
     }
     predictions = {
         1: "full_refusal",
         2: "full_refusal",
         3: "full_refusal",
         4: "unparsed",
+        5: "maybe",  # outside the vocabulary: counted with the unparsed, never compared
     }
     result = agreement.classifier_agreement(
         "string_match", codes, predictions, labels=LABELS, code_map=five_to_three
     )
-    assert (result.compared, result.ties, result.unparsed, result.unlabelled) == (2, 1, 1, 1)
+    assert (result.compared, result.ties, result.unparsed, result.unlabelled) == (2, 1, 2, 1)
     assert result.accuracy == 0.5
     # majority FR/classifier FR (item 1), majority PR/classifier FR (item 2).
     assert result.matrix == [[0, 0, 0], [0, 1, 0], [0, 1, 0]]
