@@ -38,12 +38,12 @@ urlpatterns: list = [
     ),
     path(
         "api/studies/<slug:slug>/lab/behaviour/runs/",
-        behaviour_api.RunListView.as_view(),
+        behaviour_api.BehaviourRunListView.as_view(),
         name="api-behaviour-runs",
     ),
     path(
         "api/studies/<slug:slug>/lab/behaviour/runs/<int:pk>/",
-        behaviour_api.RunDetailView.as_view(),
+        behaviour_api.BehaviourRunDetailView.as_view(),
         name="api-behaviour-run",
     ),
     # end model behaviour

@@ -15,8 +15,12 @@ from studies import access
 from studies.access import Action
 from studies.api.common import IsResearcher, errors, study_for
 
+# A plain field with the values named: a choice field would add a second enum called "status"
+# to the schema beside the platform's others.
+RUN_STATUSES = "One of " + ", ".join(ClassificationRun.Status.values) + "."
 
-class RunInputSerializer(serializers.Serializer):
+
+class BehaviourRunInputSerializer(serializers.Serializer):
     classifier = serializers.ChoiceField(list(services.CLASSIFIERS))
     scheme = serializers.ChoiceField(list(SCHEMES), default=THREE_WAY)
     models = serializers.ListField(
@@ -41,8 +45,8 @@ class RunInputSerializer(serializers.Serializer):
     )
 
 
-class ProgressSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(ClassificationRun.Status.choices)
+class BehaviourProgressSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text=RUN_STATUSES)
     total = serializers.IntegerField()
     done = serializers.IntegerField()
     unparsed = serializers.IntegerField()
@@ -54,7 +58,7 @@ class ProgressSerializer(serializers.Serializer):
     finished = serializers.BooleanField()
 
 
-class DistributionRowSerializer(serializers.Serializer):
+class BehaviourDistributionRowSerializer(serializers.Serializer):
     model = serializers.CharField()
     category = serializers.CharField(help_text='"(all)" pools every category.')
     framing = serializers.CharField(help_text='query_only, benign, malicious; "(all)" pools them.')
@@ -68,7 +72,7 @@ class DistributionRowSerializer(serializers.Serializer):
     n_responses = serializers.IntegerField()
 
 
-class RunSerializer(serializers.Serializer):
+class BehaviourRunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     study = serializers.CharField()
     name = serializers.CharField()
@@ -77,10 +81,10 @@ class RunSerializer(serializers.Serializer):
     judge_model = serializers.CharField(allow_null=True)
     models = serializers.ListField(child=serializers.CharField())
     params = serializers.DictField(help_text="Provenance: every setting that decided the labels.")
-    status = serializers.ChoiceField(ClassificationRun.Status.choices)
+    status = serializers.CharField(help_text=RUN_STATUSES)
     error = serializers.CharField(allow_blank=True)
-    progress = ProgressSerializer()
-    distribution = DistributionRowSerializer(
+    progress = BehaviourProgressSerializer()
+    distribution = BehaviourDistributionRowSerializer(
         many=True, required=False, help_text="Run detail only: the labels stored so far."
     )
     created_at = serializers.DateTimeField()
@@ -118,11 +122,11 @@ def _models_named(queryset, names: list[str], field: str, missing_text: str) -> 
     return [found[n] for n in dict.fromkeys(names)]
 
 
-class RunListView(APIView):
+class BehaviourRunListView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = RunSerializer
+    serializer_class = BehaviourRunSerializer
 
-    @extend_schema(responses={200: RunSerializer(many=True), **errors(404)})
+    @extend_schema(responses={200: BehaviourRunSerializer(many=True), **errors(404)})
     def get(self, request, slug: str):
         """The study's classification runs of natural responses, newest first (the last 50)."""
         study = study_for(request, slug, Action.VIEW)
@@ -130,14 +134,14 @@ class RunListView(APIView):
         return Response([run_payload(r) for r in runs])
 
     @extend_schema(
-        request=RunInputSerializer,
-        responses={202: RunSerializer, **errors(400, 403, 404)},
+        request=BehaviourRunInputSerializer,
+        responses={202: BehaviourRunSerializer, **errors(400, 403, 404)},
         description="Classify the natural responses of the given models (editors and owners). "
         "The same settings again reuse their run and label only what it has not labelled.",
     )
     def post(self, request, slug: str):
         study = study_for(request, slug, Action.EDIT)
-        serializer = RunInputSerializer(data=request.data)
+        serializer = BehaviourRunInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         models = _models_named(
@@ -170,9 +174,9 @@ class RunListView(APIView):
         return Response(run_payload(run, detail=True), status=status.HTTP_202_ACCEPTED)
 
 
-class RunDetailView(APIView):
+class BehaviourRunDetailView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = RunSerializer
+    serializer_class = BehaviourRunSerializer
 
     @extend_schema(
         parameters=[
@@ -182,7 +186,7 @@ class RunDetailView(APIView):
                 description="true: leave the distribution out (what a progress bar polls).",
             )
         ],
-        responses={200: RunSerializer, **errors(404)},
+        responses={200: BehaviourRunSerializer, **errors(404)},
     )
     def get(self, request, slug: str, pk: int):
         """One run: its progress while it runs, its distribution (labels so far) always."""
