@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from studies.models import StudyMembership
+from tests.browser.conftest import browser  # noqa: F401 - fixture
 from tests.generation.conftest import chat_server, eager_tasks  # noqa: F401 - fixtures
 
 
