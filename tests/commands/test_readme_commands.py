@@ -94,6 +94,20 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "generate_responses": {"SLUG": draft.slug, "NAME": "loopback", "N": "1"},
             # The loopback judge answers in prose: every score ends unparsed, counted.
             "score_rewards": {"SLUG": draft.slug, "NAME": "loopback"},
+            # The first line imports the sample as the set "phtest-sample"; the loopback judge of
+            # the second answers in prose, so its labels end unparsed (counted, out of n).
+            "run_false_refusal": {
+                "FILE": str(EXAMPLES / "false-refusal" / "phtest-sample.csv"),
+                "NAME": "loopback",
+                "N": "4",
+                "SET": "phtest-sample",
+                "JUDGE": "loopback",
+            },
+            "false_refusal_rate": {
+                "FILE": str(EXAMPLES / "false-refusal" / "labelled-example.csv"),
+                "LABEL": "label",
+                "GROUP": "Harmfulness",
+            },
             "export_ratings": {"SLUG": "refusal-perception"},
             "export_study": {"SLUG": "refusal-perception"},
             "rotate_recruitment_keys": {"N": "100"},
@@ -122,6 +136,8 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "register_model": "loopback: openai on queue default",
             "generate_responses": "done",
             "score_rewards": "judge answer(s) could not be parsed",
+            "run_false_refusal": "done",
+            "false_refusal_rate": '"method": "wilson"',
             "export_ratings": "",
             "export_study": "replication package of refusal-perception written to export.zip",
             "classify_responses": "17 responses classified with",
