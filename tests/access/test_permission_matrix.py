@@ -342,6 +342,7 @@ ROUTES: dict[str, Rule] = {
     "modellab:api-reward-run": Rule(Action.VIEW, kwargs=_reward_run),
     "modellab:api-reward-run-scores": Rule(Action.VIEW, kwargs=_reward_run),
     "modellab:api-reward-run-agreement": Rule(Action.VIEW, kwargs=_reward_run),
+    "modellab:index": Rule(None),
     # human coding: any researcher has a list of tasks; a task is its owner's (and coders')
     "annotation:coding-tasks": Rule(None),
     "annotation:coding-new": Rule(None, ("GET", "POST")),

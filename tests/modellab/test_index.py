@@ -23,6 +23,7 @@ def test_lab_page_lists_only_own_studies_with_their_lab_pages(client, make_study
     assert f'href="/studies/{study.slug}/lab/behaviour/"' in page
     assert f'href="/studies/{study.slug}/lab/rewards/"' in page
     assert 'href="/lab/false-refusal/"' in page
+    assert 'href="/coding/"' in page and 'href="/code/"' in page
 
     client.force_login(bob)
     page = client.get("/lab/").content.decode()
