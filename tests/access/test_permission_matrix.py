@@ -200,6 +200,37 @@ def _coding_task(world: World) -> dict:
     return {"pk": task.pk}
 
 
+def _prompt_set(world: World) -> dict:
+    """A false-refusal prompt set (one prompt) owned by the user called "owner"."""
+    from modellab.models import FalseRefusalPrompt, PromptSet
+
+    prompt_set = PromptSet.objects.filter(owner=world.users["owner"]).first()
+    if prompt_set is None:
+        prompt_set = PromptSet.objects.create(
+            name="matrix", owner=world.users["owner"], source_name="m.csv", sha256="0" * 64
+        )
+        FalseRefusalPrompt.objects.create(
+            prompt_set=prompt_set, position=1, external_id="1", text="hi", label="all", line=2
+        )
+    return {"pk": prompt_set.pk}
+
+
+def _false_refusal_run(world: World) -> dict:
+    """A finished (empty) false-refusal run, started by the user called "owner"."""
+    from modellab.models import FalseRefusalRun, PromptSet
+
+    prompt_set = PromptSet.objects.get(pk=_prompt_set(world)["pk"])
+    run = FalseRefusalRun.objects.filter(prompt_set=prompt_set).first()
+    if run is None:
+        run = FalseRefusalRun.objects.create(
+            prompt_set=prompt_set,
+            classifier="string_match",
+            status="done",
+            created_by=world.users["owner"],
+        )
+    return {"pk": run.pk}
+
+
 ROUTES: dict[str, Rule] = {
     "studies:list": Rule(None),
     "studies:models": Rule(None, ("GET", "POST")),
@@ -343,6 +374,21 @@ ROUTES: dict[str, Rule] = {
     "modellab:api-reward-run-scores": Rule(Action.VIEW, kwargs=_reward_run),
     "modellab:api-reward-run-agreement": Rule(Action.VIEW, kwargs=_reward_run),
     "modellab:index": Rule(None),
+    # false refusal: any researcher has their own prompt sets and runs; others get 404
+    # (coding_task_only: the user called "owner" made them)
+    "modellab:false-refusal": Rule(None, ("GET", "POST")),
+    "modellab:false-refusal-set": Rule(None, kwargs=_prompt_set, coding_task_only=True),
+    "modellab:false-refusal-run": Rule(None, kwargs=_false_refusal_run, coding_task_only=True),
+    "modellab:false-refusal-retry": Rule(
+        None, ("POST",), _false_refusal_run, coding_task_only=True
+    ),
+    "modellab:false-refusal-responses-csv": Rule(
+        None, kwargs=_false_refusal_run, coding_task_only=True
+    ),
+    "modellab:api-false-refusal-prompt-sets": Rule(None, ("GET", "POST")),
+    "modellab:api-false-refusal-prompt-set": Rule(None, kwargs=_prompt_set, coding_task_only=True),
+    "modellab:api-false-refusal-runs": Rule(None, ("GET", "POST")),
+    "modellab:api-false-refusal-run": Rule(None, kwargs=_false_refusal_run, coding_task_only=True),
     # human coding: any researcher has a list of tasks; a task is its owner's (and coders')
     "annotation:coding-tasks": Rule(None),
     "annotation:coding-new": Rule(None, ("GET", "POST")),
