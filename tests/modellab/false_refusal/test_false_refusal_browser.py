@@ -71,6 +71,8 @@ def test_import_run_and_read_the_rates(
     assert violations(page) == []
 
     page.get_by_role("link", name="← False refusal").click()
+    expect(page.locator("#prompt-sets")).to_contain_text("phtest-sample")
+    assert violations(page) == []  # with the start form and the list of sets
     page.get_by_label("loopback").check()
     page.get_by_role("button", name="Start the run").click()
     # Nothing consumes the queue here: the run waits with its progress bar.
@@ -91,6 +93,9 @@ def test_import_run_and_read_the_rates(
     )
     expect(page.locator("[data-figure='frr-loopback'] .main-svg").first).to_be_visible()
     expect(page.locator("#frr-table")).to_contain_text("harmless")
+    assert violations(page) == []
+    page.get_by_role("link", name="← False refusal").click()
+    expect(page.locator("#false-refusal-runs")).to_contain_text(f"Run {run.pk}")
     assert violations(page) == []
     assert blocked == []
     page.close()
