@@ -231,3 +231,24 @@ def agreement_with(
         "overall": overall,
         "by_motivation": groups if len(groups) > 1 else [],
     }
+
+
+def comparison(study: Study) -> list[dict]:
+    """Every run of the study with scores, side by side: per response type the mean z-score
+    within that run (each scorer on its own scale, so scorers compare by where they put each
+    type, not by raw units)."""
+    rows = []
+    for run in runs_for(study):
+        by_type = {r["response_type"]: r for r in results_by_type(run)}
+        if not by_type:
+            continue
+        rows.append(
+            {
+                "run": run,
+                "z_means": [
+                    (by_type[t]["z_mean"] if t in by_type else None) for t in RESPONSE_TYPES
+                ],
+                "n": sum(r["n"] for r in by_type.values()),
+            }
+        )
+    return rows

@@ -20,7 +20,7 @@ from modellab.rewards import scorers, selectors, services
 from studies import access
 from studies.access import Action
 from studies.analysis.figures import response_type_label
-from studies.domain import DEFAULT_INCLUSION, INCLUSION_RULES
+from studies.domain import DEFAULT_INCLUSION, INCLUSION_RULES, RESPONSE_TYPES
 from studies.models import LanguageModel, Study
 from studies.views.common import study_for_request
 
@@ -93,6 +93,28 @@ def _figures(by_type: list[dict], boxes: dict[str, dict[str, list[float]]], titl
     return figures
 
 
+def _comparison_figure(rows: list[dict]) -> dict:
+    """Mean z per response type, one bar group per run (the scorers side by side)."""
+    labels = [response_type_label(t) for t in RESPONSE_TYPES]
+    figure = go.Figure(
+        [
+            go.Bar(
+                name=f"{r['run'].model.name} #{r['run'].pk}",
+                x=labels,
+                y=r["z_means"],
+                hovertemplate="%{x}: %{y:.3f}<extra>%{fullData.name}</extra>",
+            )
+            for r in rows
+        ]
+    )
+    figure.update_layout(
+        title="Scorers side by side: mean z-score by response type",
+        yaxis_title="Mean z-score (within each run)",
+        barmode="group",
+    )
+    return json.loads(figure.to_json())
+
+
 def _agreement_rows(result: dict) -> list[dict]:
     rows = [{"label": "All stimuli", **result["overall"]}]
     rows += [{"label": _label(g["motivation"]), **g} for g in result["by_motivation"]]
@@ -114,8 +136,11 @@ def _page(request: HttpRequest, study: Study, form: RewardRunForm | None, status
     inclusion = request.GET.get("inclusion") or DEFAULT_INCLUSION
     if inclusion not in INCLUSION_RULES:
         raise Http404("No such inclusion rule.")
+    compared = selectors.comparison(study)
     context = {
         "nav": "studies",
+        "comparison": compared,
+        "response_types": RESPONSE_TYPES,
         "study": study,
         "runs": [(r, selectors.run_progress(r)) for r in runs],
         "run": run,
@@ -125,18 +150,21 @@ def _page(request: HttpRequest, study: Study, form: RewardRunForm | None, status
         "inclusion": inclusion,
         "inclusion_rules": INCLUSION_RULES,
     }
+    figures = {}
+    if len(compared) > 1:
+        figures["compare-z"] = _comparison_figure(compared)
     if run is not None:
         by_type = selectors.results_by_type(run)
         context["by_type"] = by_type
         if by_type:
             title = f"{run.model.name} ({run.get_scorer_display()})"
-            context["figure_payload"] = {
-                "figures": _figures(by_type, selectors.box_values(run), title)
-            }
+            figures.update(_figures(by_type, selectors.box_values(run), title))
         if measure is not None:
             result = selectors.agreement_with(run, measure, inclusion)
             context["agreement"] = result
             context["agreement_rows"] = _agreement_rows(result)
+    if figures:
+        context["figure_payload"] = {"figures": figures}
     return render(request, "modellab/rewards/rewards.html", context, status=status)
 
 

@@ -140,3 +140,18 @@ def test_api_start_follow_and_compare(
     result = client.get(agreement + f"?measure={measure}").json()
     # The study has not run yet: no stimulus has ratings, so nothing is compared.
     assert result["overall"]["n"] == 0 and result["overall"]["spearman"] is None
+
+
+def test_two_scorers_side_by_side(
+    client, owned_study, researcher, judge, eager_tasks, django_capture_on_commit_callbacks
+):
+    client.force_login(researcher)
+    url = page_url(owned_study)
+    for prompt in ("", "Score it from -3 to 3, as JSON."):
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(url, {"model": "judge", "scorer": "llm_judge", "judge_prompt": prompt})
+    assert RewardRun.objects.filter(status="done").count() == 2
+    html = client.get(url).content.decode()
+    assert 'id="comparison"' in html and 'data-figure="compare-z"' in html
+    table = html.split('id="comparison"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == 3  # header + one row per run
