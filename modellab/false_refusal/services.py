@@ -148,14 +148,6 @@ def import_prompt_rows(
     )
 
 
-@transaction.atomic
-def delete_prompt_set(*, prompt_set: PromptSet) -> None:
-    """Delete a set no run used (a run's results need their prompts)."""
-    if prompt_set.runs.exists():
-        raise ValueError("this prompt set has runs; it is kept with their results")
-    prompt_set.delete()
-
-
 # --- Runs ---------------------------------------------------------------------------------
 
 
