@@ -434,6 +434,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "studies.tasks.fail_unstarted_generation_jobs",
         "schedule": 300.0,
     },
+    "fail-unstarted-false-refusal-runs": {
+        "task": "modellab.false_refusal.tasks.fail_unstarted_false_refusal_runs",
+        "schedule": 300.0,
+    },
     # Export files past their expiry are deleted; exports no worker took are failed.
     "expire-exports": {
         "task": "studies.tasks.expire_exports",
