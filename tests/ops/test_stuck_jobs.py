@@ -102,3 +102,12 @@ def test_beat_runs_both_sweeps():
         "studies.tasks.refresh_live_analyses",
         "studies.tasks.fail_unstarted_generation_jobs",
     } <= tasks
+
+
+def test_every_scheduled_task_exists_and_stuck_false_refusal_runs_are_swept():
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "modellab.false_refusal.tasks.fail_unstarted_false_refusal_runs" in tasks
+    assert tasks <= set(app.tasks), tasks - set(app.tasks)
