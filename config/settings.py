@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # The Content-Security-Policy header, chosen by path (participant, researcher, admin, docs).
     "config.csp.PathPolicyMiddleware",
+    "studies.middleware.CoderOnlyAccountsMiddleware",
     # Last, as django-axes asks: it turns a sign-in refused for a lock-out into our 429 page.
     "axes.middleware.AxesMiddleware",
 ]

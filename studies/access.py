@@ -5,6 +5,8 @@ nothing else decides access. Roles per study: owner (everything, members and del
 included), editor (design, stimuli, review, lifecycle), viewer (read, results, exports).
 Raw recruitment ids are for owners only (Action.SEE_RECRUITMENT_IDS).
 Superusers may do everything. Anyone else gets "not found", so slugs do not leak.
+Accounts made only to code (the ``coder`` group, annotation.coding) are not researchers:
+they reach their coding tasks and no researcher page or API (``is_researcher``).
 """
 
 from __future__ import annotations
@@ -41,8 +43,24 @@ ROLES_FOR: dict[Action, tuple[str, ...]] = {
 }
 
 
+# Accounts a researcher makes on a coding task's invite page to code and nothing else.
+CODER_GROUP = "coder"
+
+
 def _signed_in(user) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def is_coder_only(user) -> bool:
+    """An account made to code and nothing else (the ``coder`` group), not a superuser."""
+    return (
+        _signed_in(user) and not user.is_superuser and user.groups.filter(name=CODER_GROUP).exists()
+    )
+
+
+def is_researcher(user) -> bool:
+    """A signed-in account that may use the researcher side: anyone but a coder-only account."""
+    return _signed_in(user) and not is_coder_only(user)
 
 
 def role_in(user, study: Study) -> str | None:

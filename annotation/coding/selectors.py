@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from annotation.coding import agreement
 from annotation.coding.models import CodingAssignment, CodingItem, CodingMember, CodingTask
-from annotation.coding.services import CODER_GROUP, NATURAL_FRAMINGS
+from annotation.coding.services import NATURAL_FRAMINGS
 from modellab.classifiers.labels import (
     DISPLAY,
     FIVE_TO_THREE,
@@ -34,9 +34,7 @@ def _signed_in(user) -> bool:
 
 def is_coder_only(user) -> bool:
     """An account made to code and nothing else (the ``coder`` group), not a superuser."""
-    return (
-        _signed_in(user) and not user.is_superuser and user.groups.filter(name=CODER_GROUP).exists()
-    )
+    return access.is_coder_only(user)
 
 
 def may_run_tasks(user) -> bool:

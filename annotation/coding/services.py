@@ -18,9 +18,10 @@ from studies import access
 from studies.generation.prompts import natural_messages
 from studies.models import GenerationItem, Scenario, Study
 
-# Accounts made on the invite page to code and nothing else are in this group; the coder role
-# itself is per task (CodingMember), so a researcher can code a colleague's task too.
-CODER_GROUP = "coder"
+# Accounts made on the invite page to code and nothing else are in this group (studies.access
+# keeps them off the researcher side); the coder role itself is per task (CodingMember), so a
+# researcher can code a colleague's task too.
+CODER_GROUP = access.CODER_GROUP
 NATURAL_FRAMINGS: tuple[str, ...] = (
     GenerationItem.Framing.QUERY_ONLY,
     GenerationItem.Framing.BENIGN,

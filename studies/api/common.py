@@ -18,12 +18,13 @@ from studies.models import Study
 
 
 class IsResearcher(permissions.BasePermission):
-    """Any signed-in, active account; what it may touch is decided by studies.access."""
+    """Any signed-in, active researcher account (not a coder-only one); what it may touch is
+    decided by studies.access."""
 
-    message = "Sign in first."
+    message = "Sign in first, with a researcher account."
 
     def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_active)
+        return access.is_researcher(request.user)
 
 
 def study_for(request: Request, slug: str, action: Action = Action.VIEW) -> Study:
