@@ -369,6 +369,7 @@ ROUTES: dict[str, Rule] = {
     # reward scoring: viewers see runs, scores and agreement; editors start runs
     "modellab:rewards": Rule(Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT),
     "modellab:rewards-csv": Rule(Action.VIEW, kwargs=_reward_run),
+    "modellab:rewards-agreement-csv": Rule(Action.VIEW, kwargs=_reward_run),
     "modellab:api-reward-runs": Rule(Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT),
     "modellab:api-reward-run": Rule(Action.VIEW, kwargs=_reward_run),
     "modellab:api-reward-run-scores": Rule(Action.VIEW, kwargs=_reward_run),
@@ -438,7 +439,7 @@ def test_every_route_has_a_rule():
 def _snapshot() -> str:
     """A digest of every row of the platform's own tables: equal means nothing was stored."""
     digest = hashlib.sha256()
-    for app_label in ("studies", "annotation", "auth", "authtoken"):
+    for app_label in ("studies", "annotation", "modellab", "auth", "authtoken"):
         for model in apps.get_app_config(app_label).get_models():
             # last_login changes on every sign-in; it is not something a request stored.
             rows = [
