@@ -55,6 +55,11 @@ urlpatterns: list = [
         name="rewards-csv",
     ),
     path(
+        "studies/<slug:slug>/lab/rewards/<int:pk>/agreement.csv",
+        rewards_views.agreement_csv,
+        name="rewards-agreement-csv",
+    ),
+    path(
         "api/studies/<slug:slug>/lab/rewards/runs/",
         rewards_api.RewardRunListView.as_view(),
         name="api-reward-runs",

@@ -200,6 +200,57 @@ def human_means(
     }
 
 
+#: The per-stimulus CSV's columns: what the agreement figures are computed from.
+STIMULUS_COLUMNS = (
+    "query_id",
+    "response_type",
+    "motivation",
+    "variant_id",
+    "score",
+    "human_mean",
+    "n_ratings",
+)
+
+
+def stimulus_rows(run: RewardRun, measure: str, inclusion: str = DEFAULT_INCLUSION) -> list[dict]:
+    """One row per stimulus with both a score and ratings: the pairs the correlations and the
+    pairwise agreement are computed from, so anyone can recompute them."""
+    humans = human_means(run.study, measure, inclusion)
+    rows = (
+        _current(run)
+        .filter(status=RewardScore.Status.DONE)
+        .order_by("variant__query__query_id", "variant__response_type", "motivation", "pk")
+        .values_list(
+            "variant__query__query_id",
+            "variant__response_type",
+            "motivation",
+            "variant_id",
+            "score",
+        )
+    )
+    return [
+        {
+            "query_id": query_id,
+            "response_type": response_type,
+            "motivation": motivation,
+            "variant_id": variant_id,
+            "score": score,
+            "human_mean": humans[(variant_id, motivation)][0],
+            "n_ratings": humans[(variant_id, motivation)][1],
+        }
+        for query_id, response_type, motivation, variant_id, score in rows
+        if (variant_id, motivation) in humans
+    ]
+
+
+def stimulus_csv(run: RewardRun, measure: str, inclusion: str = DEFAULT_INCLUSION) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=STIMULUS_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(stimulus_rows(run, measure, inclusion))
+    return buffer.getvalue()
+
+
 def agreement_with(
     run: RewardRun, measure: str, inclusion: str = DEFAULT_INCLUSION
 ) -> dict[str, object]:

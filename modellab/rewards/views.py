@@ -205,3 +205,24 @@ def rewards_csv(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     response = HttpResponse(selectors.scores_csv(run), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{slug}-rewards-{pk}.csv"'
     return response
+
+
+@login_required
+def agreement_csv(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Per stimulus: the run's score and the mean rating of ``?measure=`` (default: the first
+    rated question) over ``&inclusion=`` participants, the pairs behind the agreement table."""
+    study = study_for_request(request, slug)
+    run = study.reward_runs.select_related("study").filter(pk=pk).first()
+    if run is None:
+        raise Http404("No such reward run.")
+    keys = [q.key for q in selectors.measures(study)]
+    # The page's default: the study's first rated question.
+    measure = request.GET.get("measure") or (keys[0] if keys else "")
+    inclusion = request.GET.get("inclusion") or DEFAULT_INCLUSION
+    if measure not in keys or inclusion not in INCLUSION_RULES:
+        raise Http404("No such measure or inclusion rule.")
+    body = selectors.stimulus_csv(run, measure, inclusion)
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    name = f"{slug}-rewards-{pk}-{measure}-{inclusion}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

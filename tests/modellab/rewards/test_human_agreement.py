@@ -4,11 +4,15 @@ through the real services, the judge scores every stimulus; the selector matches
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.urls import reverse
+from scipy import stats
 
 from annotation import services as annotation_services
 from annotation.models import Participant, SlotItem, Trial
@@ -73,7 +77,7 @@ def complete_everyone(study, measure: str, n: int) -> None:
             ).participant
 
 
-def test_agreement_with_the_mean_rating_of_a_measure(make_study, chat_server, eager_tasks):
+def test_agreement_with_the_mean_rating_of_a_measure(make_study, chat_server, eager_tasks, client):
     owner = get_user_model().objects.create_user("olga", password="pw-olga-123456")
     study = make_study(launch=True, target_participants=6)
     StudyMembership.objects.create(study=study, user=owner, role="owner")
@@ -136,3 +140,20 @@ def test_agreement_with_the_mean_rating_of_a_measure(make_study, chat_server, ea
     if len(motivations) > 1:
         assert {g["motivation"] for g in result["by_motivation"]} == motivations
         assert sum(g["n"] for g in result["by_motivation"]) == n
+
+    # The per-stimulus download has the pairs; scipy on them gives the page's coefficients.
+    client.force_login(owner)
+    url = reverse("modellab:rewards-agreement-csv", args=[study.slug, run.pk])
+    rows = list(
+        csv.DictReader(io.StringIO(client.get(f"{url}?measure={measure}").content.decode()))
+    )
+    assert len(rows) == n
+    assert {(int(r["variant_id"]), r["motivation"]) for r in rows} == rated
+    for row in rows:
+        assert float(row["human_mean"]) == 1 + RESPONSE_TYPES.index(row["response_type"])
+        assert float(row["score"]) == JUDGE[row["response_type"]]
+    scores = [float(r["score"]) for r in rows]
+    means = [float(r["human_mean"]) for r in rows]
+    assert overall["spearman"] == pytest.approx(stats.spearmanr(scores, means).statistic)
+    assert overall["kendall"] == pytest.approx(stats.kendalltau(scores, means).statistic)
+    assert sum(int(r["n_ratings"]) for r in rows) == overall["ratings"]
