@@ -439,6 +439,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "modellab.false_refusal.tasks.fail_unstarted_false_refusal_runs",
         "schedule": 300.0,
     },
+    "fail-unstarted-reward-runs": {
+        "task": "modellab.rewards.tasks.fail_unstarted_reward_runs",
+        "schedule": 300.0,
+    },
     # Export files past their expiry are deleted; exports no worker took are failed.
     "expire-exports": {
         "task": "studies.tasks.expire_exports",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -162,6 +164,7 @@ def start_reward_run(
     run.error = ""
     if reopened:
         run.status = RewardRun.Status.QUEUED
+        run.queued_at = timezone.now()
         run.started_at = run.finished_at = None
     else:
         run.status = RewardRun.Status.DONE
@@ -199,12 +202,10 @@ def _store_counts(run: RewardRun) -> None:
     run.save(update_fields=["n_total", "n_done", "n_failed", "n_unparsed"])
 
 
-@transaction.atomic
-def fail_undispatched_run(*, run_id: int, reason: str) -> None:
-    """The broker refused the run's dispatch: fail it and its open scores, with the reason."""
-    run = RewardRun.objects.select_for_update().get(pk=run_id)
+def _fail_queued_run(run: RewardRun, reason: str) -> bool:
+    """Fail a run no worker has started, and its open scores; False if one already has."""
     if run.status != RewardRun.Status.QUEUED:
-        return
+        return False
     now = timezone.now()
     run.scores.filter(status__in=OPEN_STATUSES).update(
         status=RewardScore.Status.FAILED, error=reason[:2000], finished_at=now
@@ -212,6 +213,32 @@ def fail_undispatched_run(*, run_id: int, reason: str) -> None:
     run.status, run.error, run.finished_at = RewardRun.Status.FAILED, reason, now
     run.save(update_fields=["status", "error", "finished_at"])
     _store_counts(run)
+    return True
+
+
+@transaction.atomic
+def fail_undispatched_run(*, run_id: int, reason: str) -> None:
+    """The broker refused the run's dispatch: fail it and its open scores, with the reason."""
+    _fail_queued_run(RewardRun.objects.select_for_update().get(pk=run_id), reason)
+
+
+@transaction.atomic
+def fail_unstarted_runs(*, now: datetime | None = None) -> int:
+    """Fail runs no worker took within JOB_QUEUED_LIMIT_MINUTES (a lost message, no worker on
+    the default queue), so their page stops waiting and a restart can take them up."""
+    limit = django_settings.JOB_QUEUED_LIMIT_MINUTES
+    before = (now or timezone.now()) - timedelta(minutes=limit)
+    stuck = RewardRun.objects.select_for_update(skip_locked=True).filter(
+        status=RewardRun.Status.QUEUED, queued_at__lt=before
+    )
+    reason = (
+        f"not taken by a worker within {limit} minutes (is a worker running on the default "
+        "queue?); start the run again to score what is missing."
+    )
+    failed = sum(_fail_queued_run(run, reason) for run in stuck)
+    if failed:
+        logger.warning("failed %d reward run(s) no worker took", failed)
+    return failed
 
 
 def batch_size_for(run: RewardRun) -> int:

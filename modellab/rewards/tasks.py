@@ -13,7 +13,7 @@ from modellab.rewards import scorers, services
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["dispatch_reward_run", "score_reward_batch"]
+__all__ = ["dispatch_reward_run", "fail_unstarted_reward_runs", "score_reward_batch"]
 
 # One scorer per worker process and settings; a reward model's weights load once and stay
 # (scorers.load_reward_model keeps them), a judge reuses the registry backend's connections.
@@ -91,3 +91,9 @@ def score_reward_batch(self, run_id: int, score_ids: list[int]) -> dict:
         "unparsed": result.unparsed,
         "retrying": len(result.retry_ids),
     }
+
+
+@shared_task(acks_late=True)
+def fail_unstarted_reward_runs() -> int:
+    """Beat: fail reward runs no worker took, so their page does not wait for ever."""
+    return services.fail_unstarted_runs()

@@ -218,3 +218,30 @@ def test_only_editors_with_the_model_may_start_a_run(owned_study, researcher, ju
     with pytest.raises(PermissionDenied, match="not shared"):
         services.start_reward_run(study=owned_study, model=judge, scorer="llm_judge", actor=editor)
     assert not RewardRun.objects.exists()
+
+
+def test_a_run_no_worker_takes_is_failed_and_can_be_started_again(
+    owned_study, researcher, judge, chat_server, eager_tasks, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    scripted_judge(chat_server, owned_study)
+    # Started, but its message never reached a worker (dispatch left out here).
+    stuck = services.start_reward_run(
+        study=owned_study, model=judge, scorer="llm_judge", actor=researcher, dispatch=False
+    )
+    assert stuck.status == RewardRun.Status.QUEUED
+    # Not yet: within the limit nothing happens.
+    assert services.fail_unstarted_runs() == 0
+    later = timezone.now() + timedelta(minutes=settings.JOB_QUEUED_LIMIT_MINUTES + 1)
+    assert services.fail_unstarted_runs(now=later) == 1
+    stuck.refresh_from_db()
+    assert stuck.status == RewardRun.Status.FAILED and "not taken by a worker" in stuck.error
+    assert stuck.n_failed == stuck.n_total > 0
+    assert selectors.run_progress(stuck)["finished"]
+    # Starting it again scores everything.
+    again = run(owned_study, judge, "llm_judge", researcher)
+    assert again.pk == stuck.pk and again.status == RewardRun.Status.DONE
+    assert again.n_done == again.n_total and again.error == ""
