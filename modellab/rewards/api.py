@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from modellab.models import RewardRun
+from modellab.models import RewardRun, RewardScore
 from modellab.rewards import selectors, services
 from studies.access import Action
 from studies.api.common import IsResearcher, errors, study_for
@@ -144,10 +144,65 @@ class RewardRunDetailView(APIView):
         return Response(run_payload(_run(request, slug, pk)))
 
 
+class ScoreRowSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    model = serializers.CharField()
+    scorer = serializers.CharField()
+    query_id = serializers.CharField()
+    category = serializers.CharField()
+    response_type = serializers.CharField()
+    motivation = serializers.CharField(
+        allow_blank=True, help_text="The scenario read before the query; empty: the query alone."
+    )
+    variant_id = serializers.IntegerField()
+    variant_model = serializers.CharField(allow_blank=True)
+    variant_sample = serializers.IntegerField()
+    status = serializers.ChoiceField(RewardScore.Status.values)
+    score = serializers.FloatField(allow_null=True)
+    z = serializers.FloatField(allow_null=True, help_text="z-score within the run.")
+    rationale = serializers.CharField(allow_blank=True)
+    raw_answer = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True)
+    attempts = serializers.IntegerField()
+
+
+class CorrelationSerializer(serializers.Serializer):
+    n = serializers.IntegerField(help_text="Stimuli with both a score and ratings.")
+    spearman = serializers.FloatField(allow_null=True)
+    spearman_p = serializers.FloatField(allow_null=True)
+    kendall = serializers.FloatField(allow_null=True, help_text="Kendall's tau-b.")
+    kendall_p = serializers.FloatField(allow_null=True)
+    pairs = serializers.IntegerField()
+    pairs_compared = serializers.IntegerField(help_text="Pairs with no tie on either side.")
+    pairs_agree = serializers.IntegerField()
+    human_ties = serializers.IntegerField()
+    reward_ties = serializers.IntegerField()
+    pairwise_agreement = serializers.FloatField(
+        allow_null=True, help_text="pairs_agree / pairs_compared (ties excluded)."
+    )
+
+
+class OverallCorrelationSerializer(CorrelationSerializer):
+    ratings = serializers.IntegerField(help_text="Ratings behind the stimulus means.")
+
+
+class MotivationCorrelationSerializer(CorrelationSerializer):
+    motivation = serializers.CharField(allow_blank=True)
+
+
+class AgreementSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    measure = serializers.CharField()
+    inclusion = serializers.CharField()
+    overall = OverallCorrelationSerializer()
+    by_motivation = MotivationCorrelationSerializer(many=True)
+
+
 class RewardScoresView(APIView):
     permission_classes = [IsResearcher]
+    serializer_class = ScoreRowSerializer
 
-    @extend_schema(responses={200: serializers.ListField(child=serializers.DictField())})
+    @extend_schema(responses={200: ScoreRowSerializer(many=True), **errors(404)})
     def get(self, request, slug: str, pk: int):
         """Every score of the run (the CSV download's rows): stimulus, status, score, z,
         rationale, raw answer, error, attempts."""
@@ -156,6 +211,7 @@ class RewardScoresView(APIView):
 
 class RewardAgreementView(APIView):
     permission_classes = [IsResearcher]
+    serializer_class = AgreementSerializer
 
     @extend_schema(
         parameters=[
@@ -164,7 +220,7 @@ class RewardAgreementView(APIView):
                 "inclusion", str, enum=list(INCLUSION_RULES), default=DEFAULT_INCLUSION
             ),
         ],
-        responses={200: serializers.DictField(), **errors(400, 404)},
+        responses={200: AgreementSerializer, **errors(400, 404)},
     )
     def get(self, request, slug: str, pk: int):
         """Spearman, Kendall τ-b and pairwise agreement between the run's scores and the mean
