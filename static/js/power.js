@@ -1,36 +1,18 @@
 // Power planning page: follows a running simulation's progress (from PostgreSQL, through the
 // API) and reloads when it is done; draws the finished power curve from the page's JSON.
 // Without JavaScript the page refreshes itself while running, and the table has every number.
+// Needs jobs.js first.
 (function () {
   "use strict";
+  var jobs = window.RefusalLabJobs;
   var running = document.getElementById("power-progress");
   if (running && running.getAttribute("data-finished") === "0") {
-    var url = running.getAttribute("data-url");
     var bar = running.querySelector("progress");
     var counts = running.querySelector(".power-counts");
-    var poll = function () {
-      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (data) {
-          if (!data) { setTimeout(poll, 5000); return; }
-          var p = data.progress;
-          bar.value = p.percent;
-          counts.textContent = p.done + " of " + p.total + " model fits";
-          if (p.finished) { window.location.reload(); } else { setTimeout(poll, 1500); }
-        }, function () { setTimeout(poll, 5000); });
-    };
-    setTimeout(poll, 1500);
+    jobs.follow(running.getAttribute("data-url"), function (p) {
+      bar.value = p.percent;
+      counts.textContent = p.done + " of " + p.total + " model fits";
+    });
   }
-  var dataElement = document.getElementById("power-data");
-  if (!dataElement || typeof window.Plotly === "undefined") { return; }
-  var payload = JSON.parse(dataElement.textContent);
-  if (!payload) { return; }
-  var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
-  Object.keys(payload.figures).forEach(function (name) {
-    var target = document.querySelector("[data-figure='" + name + "']");
-    if (!target) { return; }
-    target.hidden = false;
-    window.Plotly.newPlot(target, payload.figures[name].data, payload.figures[name].layout, config)
-      .then(function () { target.setAttribute("data-drawn", "true"); });
-  });
+  jobs.drawFigures("power-data");
 })();
