@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modellab.false_refusal.files import Table
+from modellab.table_file import Table
 from studies.text_checks import unstorable_character
 
 #: Which column holds what; only ``prompt`` is required. PHTest's columns are the default.
@@ -63,8 +63,8 @@ def clean_mapping(mapping: dict[str, str | None]) -> dict[str, str]:
 
 
 def parse_prompts(table: Table, mapping: dict[str, str], where: str = "line") -> list[ParsedPrompt]:
-    """Every row as a prompt, or PromptSetError listing every problem (``where``: "line" for a
-    file, "row" for rows sent as JSON)."""
+    """Every row of a text table (``Table.as_text``) as a prompt, or PromptSetError listing
+    every problem (``where``: "line" for a file, "row" for rows sent as JSON)."""
     mapping = clean_mapping(mapping)
     missing = [(key, col) for key, col in mapping.items() if col and col not in table.columns]
     if missing:
@@ -78,7 +78,7 @@ def parse_prompts(table: Table, mapping: dict[str, str], where: str = "line") ->
     problems: list[str] = []
     prompts: list[ParsedPrompt] = []
     seen_ids: dict[str, int] = {}
-    for position, row in enumerate(table.rows, start=1):
+    for position, row in enumerate(table.records, start=1):
         at = f"{where} {row.line}"
         values = {key: row.values.get(col, "") if col else "" for key, col in mapping.items()}
         text = values["prompt"].strip()

@@ -23,9 +23,9 @@ from config.dispatch import send_on_commit
 from modellab.classifiers import CLASSIFIERS, ClassifierInput, build_classifier
 from modellab.classifiers.judge import default_judge_prompt, validate_judge_prompt
 from modellab.classifiers.labels import THREE_WAY, UNPARSED
-from modellab.false_refusal.files import Row, Table, TableError, read_table
 from modellab.false_refusal.prompt_file import PromptSetError, clean_mapping, parse_prompts
 from modellab.models import FalseRefusalItem, FalseRefusalPrompt, FalseRefusalRun, PromptSet
+from modellab.table_file import Record, Table, TableFileError, read_upload
 from studies import access
 from studies.generation import prompts as generation_prompts
 from studies.generation.backends import ChatOutcome, ChatRequest
@@ -102,9 +102,9 @@ def import_prompt_set(
     """A prompt set from a CSV or JSONL file; PromptSetError (a ValueError) names each bad
     line and nothing is stored. Provenance: file name, its sha256, the mapping, the rows."""
     try:
-        table = read_table(data, filename)
-    except TableError as exc:
-        raise PromptSetError([str(exc)]) from None
+        table = read_upload(data, filename).as_text()
+    except TableFileError as exc:
+        raise PromptSetError(exc.shown()) from None
     return _create_set(
         name=name,
         table=table,
@@ -130,9 +130,10 @@ def import_prompt_rows(
         raise PromptSetError(problems)
     columns = tuple(dict.fromkeys(str(k) for row in rows for k in row))
     table = Table(
+        "json",
         columns,
         tuple(
-            Row(i, {c: "" if row.get(c) is None else str(row.get(c)) for c in columns})
+            Record(i, {c: "" if row.get(c) is None else str(row.get(c)) for c in columns})
             for i, row in enumerate(rows, 1)
         ),
     )

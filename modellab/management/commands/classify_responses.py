@@ -13,7 +13,7 @@ from modellab.classifiers import CLASSIFIERS, build_classifier
 from modellab.classifiers.base import Classification, ClassifierInput
 from modellab.classifiers.judge import DEFAULT_MAX_ATTEMPTS, JudgePromptError
 from modellab.classifiers.labels import SCHEMES, THREE_WAY, UNPARSED, labels_of
-from modellab.classifiers.table_file import (
+from modellab.table_file import (
     Table,
     TableFileError,
     cell_text,
@@ -54,11 +54,7 @@ def read_judge_prompt(path: str) -> str:
 
 def items_from(table: Table, prompt_column: str, response_column: str) -> list[ClassifierInput]:
     """The (prompt, response) of every record; CommandError naming each bad line and column."""
-    missing = [c for c in dict.fromkeys((prompt_column, response_column)) if c not in table.columns]
-    if missing:
-        names = ", ".join(repr(c) for c in missing)
-        have = ", ".join(repr(c) for c in table.columns)
-        raise TableFileError([f"no column {names} in the file; its columns are: {have}"])
+    table.require(prompt_column, response_column)
     problems: list[str] = []
     items = []
     for record in table.records:

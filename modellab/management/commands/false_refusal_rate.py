@@ -8,8 +8,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from modellab.classifiers.labels import to_three_way
-from modellab.false_refusal.files import TableError, read_table
 from modellab.false_refusal.rates import GroupRates, format_rate, rates_by_group
+from modellab.table_file import TableFileError, read_upload
 
 
 def render_table(rows: list[GroupRates], group_column: str | None) -> str:
@@ -66,12 +66,12 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
         try:
-            table = read_table(data, path.name)
+            table = read_upload(data, path.name).as_text()
             table.require(label_column, group_column or "")
-        except TableError as exc:
+        except TableFileError as exc:
             raise CommandError(f"{path}: {exc}") from None
         pairs = []
-        for row in table.rows:
+        for row in table.records:
             label = row.values[label_column].strip()
             group = row.values[group_column].strip() if group_column else "all"
             if not label:

@@ -1,4 +1,4 @@
-"""Reading and atomically writing the plain CSV/JSONL files classify_responses labels."""
+"""Reading CSV/JSONL tables (files to label, prompt sets, label files) and writing them back."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from pathlib import Path
 from studies.text_checks import unstorable_character
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+# An upload may come under any name: these extensions are known, others are told by content.
+UPLOAD_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+DELIMITERS = {"csv": ",", "tsv": "\t"}
 # csv's default field limit (131,072 characters) would reject a long model response.
 FIELD_LIMIT = 50_000_000
 # A wrong file can produce one problem per cell; the first ones say enough.
@@ -29,11 +32,16 @@ class TableFileError(ValueError):
         self.filename = filename
         super().__init__(str(self))
 
-    def __str__(self) -> str:
-        head = f"{self.filename}: " if self.filename else ""
+    def shown(self) -> list[str]:
+        """The first MAX_PROBLEMS problems, and a line saying how many more there are."""
         shown = self.problems[:MAX_PROBLEMS]
         if len(self.problems) > MAX_PROBLEMS:
             shown.append(f"... and {len(self.problems) - MAX_PROBLEMS} more problem(s)")
+        return shown
+
+    def __str__(self) -> str:
+        head = f"{self.filename}: " if self.filename else ""
+        shown = self.shown()
         if len(shown) == 1:
             return f"{head}{shown[0]}"
         return "\n".join([f"{head}{len(self.problems)} problems:", *(f"  {p}" for p in shown)])
@@ -54,6 +62,24 @@ class Table:
     columns: tuple[str, ...]
     records: tuple[Record, ...]
 
+    def require(self, *columns: str) -> None:
+        """TableFileError naming every missing column (empty names skipped) and those there are."""
+        missing = [c for c in dict.fromkeys(columns) if c and c not in self.columns]
+        if missing:
+            names = ", ".join(repr(c) for c in missing)
+            have = ", ".join(repr(c) for c in self.columns) or "none"
+            raise TableFileError([f"no column {names} in the file; its columns are: {have}"])
+
+    def as_text(self) -> Table:
+        """The same records with every column's value as text (see ``text_of``; a key a JSONL
+        line lacks is "", as an empty CSV cell would be), so a JSONL ``7`` and a CSV ``7`` are
+        the same id."""
+        records = tuple(
+            Record(r.line, {c: text_of(r.values.get(c)) for c in self.columns})
+            for r in self.records
+        )
+        return Table(format=self.format, columns=self.columns, records=records)
+
 
 def table_format(path: str | Path) -> str:
     """``csv`` or ``jsonl`` by the file's extension; TableFileError for any other."""
@@ -66,39 +92,67 @@ def table_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
+def upload_format(filename: str, text: str) -> str:
+    """``csv``, ``tsv`` or ``jsonl`` by the name's extension, else by the first character
+    (``{`` is JSONL): an uploaded file's name is whatever the browser sent."""
+    suffix = Path(filename).suffix.lower()
+    if suffix in UPLOAD_FORMATS:
+        return UPLOAD_FORMATS[suffix]
+    return "jsonl" if text.lstrip().startswith("{") else "csv"
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text (a byte-order mark dropped); TableFileError naming the line of a bad byte."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TableFileError(
+            [f"line {line}: the file is not valid UTF-8 (byte {exc.start}); save it as UTF-8"]
+        ) from None
+
+
 def read_table(path: str | Path) -> Table:
-    """Every record of a CSV (header row first) or JSONL (one object a line) file, or
-    TableFileError naming each bad line; a file with no data rows is an error too."""
+    """Every record of a .csv (header row first) or .jsonl (one object a line) file, or
+    TableFileError naming the file and each bad line; a file with no data rows is an error too."""
     kind = table_format(path)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise TableFileError([f"cannot read the file: {exc.strerror or exc}"], str(path)) from None
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise TableFileError(
-            [f"line {line}: the file is not valid UTF-8 (byte {exc.start}); save it as UTF-8"],
-            str(path),
-        ) from None
+        return parse_table(decode(data), kind)
+    except TableFileError as exc:
+        exc.filename = str(path)
+        raise
+
+
+def read_upload(data: bytes, filename: str) -> Table:
+    """An uploaded CSV, TSV or JSONL file (format by ``upload_format``), as ``read_table``."""
+    text = decode(data)
+    return parse_table(text, upload_format(filename, text))
+
+
+def parse_table(text: str, kind: str) -> Table:
+    """The records of ``text`` as ``kind`` (csv, tsv or jsonl); TableFileError listing every
+    bad line, or saying the file is empty or has no data rows."""
     problems: list[str] = []
-    if kind == "csv":
-        columns, records = _csv(text, problems)
-    else:
+    if kind == "jsonl":
         columns, records = _jsonl(text, problems)
+    else:
+        columns, records = _csv(text, DELIMITERS[kind], problems)
     if not problems and not records:
         problems.append("the file is empty" if not text.strip() else "the file has no data rows")
     if problems:
-        raise TableFileError(problems, str(path))
+        raise TableFileError(problems)
     return Table(format=kind, columns=tuple(columns), records=tuple(records))
 
 
-def _csv(text: str, problems: list[str]) -> tuple[list[str], list[Record]]:
+def _csv(text: str, delimiter: str, problems: list[str]) -> tuple[list[str], list[Record]]:
     csv.field_size_limit(FIELD_LIMIT)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None
     records: list[Record] = []
     end_of_previous = 0
@@ -147,11 +201,23 @@ def _jsonl(text: str, problems: list[str]) -> tuple[list[str], list[Record]]:
             problems.append(f"line {number}: not valid JSON: {exc.msg} (column {exc.colno})")
             continue
         if not isinstance(obj, dict):
-            problems.append(f"line {number}: expected a JSON object, found {type(obj).__name__}")
+            problems.append(
+                f"line {number}: expected a JSON object, found {type(obj).__name__}; "
+                "each line must be a JSON object"
+            )
             continue
         columns.update(dict.fromkeys(obj))
         records.append(Record(line=number, values=obj))
     return list(columns), records
+
+
+def text_of(value: object) -> str:
+    """Any JSON value as text: null as "", booleans as true/false, numbers as written, lists
+    and objects as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = cell_text(value)
+    return text if text is not None else json.dumps(value, ensure_ascii=False)
 
 
 def cell_text(value: object) -> str | None:
@@ -166,11 +232,6 @@ def cell_text(value: object) -> str | None:
     return None
 
 
-def _csv_cell(value: object) -> str:
-    text = cell_text(value)
-    return text if text is not None else json.dumps(value, ensure_ascii=False)
-
-
 def render(kind: str, columns: Iterable[str], rows: Iterable[dict[str, object]]) -> str:
     """The rows as CSV (``columns`` in order, header first) or JSONL (each row's own keys)."""
     out = io.StringIO(newline="")
@@ -179,7 +240,7 @@ def render(kind: str, columns: Iterable[str], rows: Iterable[dict[str, object]])
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_csv_cell(row.get(c)) if c in row else "" for c in columns])
+            writer.writerow([text_of(row.get(c)) if c in row else "" for c in columns])
     else:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
