@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
-import os
 import re
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +15,9 @@ from typing import Any
 from studies.generation import prompts
 from studies.generation.backends import Backend, ChatRequest
 from studies.generation.backends.transformers_local import (
+    LoadedModel,
     ModelLoadError,
-    resolve_device,
-    resolve_dtype,
+    load_pretrained,
     uses_chat_template,
     validate_settings,
 )
@@ -88,81 +86,40 @@ class ScoreOutcome:
 # --- Hugging Face reward models ------------------------------------------------------------
 
 
-@dataclass
-class LoadedRewardModel:
-    """A sequence-classification model and tokenizer, loaded once per worker process; the lock
-    keeps one forward pass at a time (threads share the device)."""
-
-    model: Any
-    tokenizer: Any
-    device: str
-    dtype: str
-    lock: threading.Lock
+# The same fields as a generation model's: the lock keeps one forward pass at a time (threads
+# share the device).
+LoadedRewardModel = LoadedModel
 
 
-_CACHE: dict[tuple[str, str, str], LoadedRewardModel] = {}
-_CACHE_LOCK = threading.Lock()
+def _check_reward_head(path: str, model: Any, tokenizer: Any) -> None:
+    if model.config.num_labels != 1:
+        raise ModelLoadError(
+            f"{path!r} has {model.config.num_labels} output labels; a reward "
+            "model must have exactly one (its score)"
+        )
+    # The classification head reads the last non-padding token, found by the pad id: a
+    # batch of more than one needs it set.
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
 
 
 def load_reward_model(path: str, device: str = "auto", dtype: str = "auto") -> LoadedRewardModel:
-    """The reward model at ``path``, loaded at most once per process, keyed like the
-    transformers backend's models by (real path, resolved device, resolved dtype).
+    """The reward model at ``path``, loaded at most once per process like the transformers
+    backend's models (``load_pretrained``: local files only, device and dtype resolved).
 
     Only models with exactly one output (num_labels == 1: the reward) are accepted: with more
     labels, which one means "better" is the model's own convention, so a run is refused with
-    a clear error rather than guessing. Only local files are read.
+    a clear error rather than guessing.
     """
-    import torch
-
-    device = resolve_device(device)
-    dtype = resolve_dtype(dtype, device)
-    key = (os.path.realpath(path), device, dtype)
-    with _CACHE_LOCK:
-        loaded = _CACHE.get(key)
-        if loaded is not None:
-            return loaded
-        if not os.path.isdir(path):
-            raise ModelLoadError(f"model path {path!r} is not a directory on this worker")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelLoadError(f"device {device!r} requested but no CUDA GPU is available")
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        started = time.perf_counter()
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, local_files_only=True, dtype=getattr(torch, dtype)
-            )
-            model.to(device)
-        except torch.OutOfMemoryError as exc:
-            raise ModelLoadError(f"out of memory loading {path!r}: {exc}", retryable=True) from exc
-        except Exception as exc:
-            raise ModelLoadError(
-                f"could not load a sequence-classification model from {path!r}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        if model.config.num_labels != 1:
-            raise ModelLoadError(
-                f"{path!r} has {model.config.num_labels} output labels; a reward model must "
-                "have exactly one (its score)"
-            )
-        model.eval()
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        # The classification head reads the last non-padding token, found by the pad id: a
-        # batch of more than one needs it set.
-        if model.config.pad_token_id is None:
-            model.config.pad_token_id = tokenizer.pad_token_id
-        loaded = LoadedRewardModel(model, tokenizer, device, dtype, threading.Lock())
-        _CACHE[key] = loaded
-        logger.info(
-            "loaded reward model %s on %s as %s in %.1fs",
-            path,
-            device,
-            dtype,
-            time.perf_counter() - started,
-        )
-        return loaded
+    return load_pretrained(
+        path,
+        device,
+        dtype,
+        auto_class="AutoModelForSequenceClassification",
+        what="a sequence-classification model",
+        log_as="reward model",
+        prepare=functools.partial(_check_reward_head, path),
+    )
 
 
 def render_conversation(tokenizer: Any, messages: Messages) -> str:

@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +86,9 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 @dataclass
 class LoadedModel:
-    """A model and tokenizer loaded once per process, with a lock so one generation runs at a
-    time (the global torch RNG, which seeds sampling, is shared by every thread)."""
+    """A model and tokenizer loaded once per process, with a lock so one generation (or reward
+    forward pass) runs at a time (the global torch RNG, which seeds sampling, is shared by
+    every thread)."""
 
     model: Any
     tokenizer: Any
@@ -95,7 +97,9 @@ class LoadedModel:
     lock: threading.Lock
 
 
-_CACHE: dict[tuple[str, str, str], LoadedModel] = {}
+# Keyed by (auto class, real path, resolved device, resolved dtype): generation models and
+# reward models (modellab.rewards.scorers) share it, each loaded once per worker process.
+_CACHE: dict[tuple[str, str, str, str], LoadedModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -107,17 +111,31 @@ class ModelLoadError(Exception):
         self.retryable = retryable
 
 
-def load_model(path: str, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """The model and tokenizer at ``path``, loaded at most once per process and then reused.
+def load_pretrained(
+    path: str,
+    device: str = "auto",
+    dtype: str = "auto",
+    *,
+    auto_class: str = "AutoModelForCausalLM",
+    what: str = "model",
+    log_as: str = "",
+    prepare: Callable[[Any, Any], None] | None = None,
+) -> LoadedModel:
+    """The tokenizer and the ``transformers.<auto_class>`` model at ``path``, loaded at most
+    once per process and then reused.
 
-    Keyed by (real path, resolved device, resolved dtype). Only local files are read
-    (``local_files_only=True``): hubs are unreachable from the workers.
+    ``device`` and ``dtype`` are resolved ('auto' by what the worker has); the cache key is
+    (auto_class, real path, resolved device, resolved dtype). Only local files are read
+    (``local_files_only=True``): hubs are unreachable from the workers. A tokenizer without a
+    pad token pads with its end-of-sequence token; then ``prepare(model, tokenizer)`` runs once
+    (checks that raise ModelLoadError, padding settings). ``what`` names the kind of model in
+    the error for weights that do not load, ``log_as`` in the log line.
     """
     import torch
 
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
-    key = (os.path.realpath(path), device, dtype)
+    key = (auto_class, os.path.realpath(path), device, dtype)
     with _CACHE_LOCK:
         loaded = _CACHE.get(key)
         if loaded is not None:
@@ -126,12 +144,12 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto") -> LoadedMo
             raise ModelLoadError(f"model path {path!r} is not a directory on this worker")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelLoadError(f"device {device!r} requested but no CUDA GPU is available")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import transformers
 
         started = time.perf_counter()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = getattr(transformers, auto_class).from_pretrained(
                 path, local_files_only=True, dtype=getattr(torch, dtype)
             )
             model.to(device)
@@ -139,19 +157,35 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto") -> LoadedMo
             raise ModelLoadError(f"out of memory loading {path!r}: {exc}", retryable=True) from exc
         except Exception as exc:
             raise ModelLoadError(
-                f"could not load model from {path!r}: {type(exc).__name__}: {exc}"
+                f"could not load {what} from {path!r}: {type(exc).__name__}: {exc}"
             ) from exc
-        model.eval()
-        # Left padding keeps every prompt's last token next to the generated ones.
-        tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        if prepare is not None:
+            prepare(model, tokenizer)
+        model.eval()
         loaded = LoadedModel(model, tokenizer, device, dtype, threading.Lock())
         _CACHE[key] = loaded
         logger.info(
-            "loaded %s on %s as %s in %.1fs", path, device, dtype, time.perf_counter() - started
+            "loaded %s%s on %s as %s in %.1fs",
+            f"{log_as} " if log_as else "",
+            path,
+            device,
+            dtype,
+            time.perf_counter() - started,
         )
         return loaded
+
+
+def _pad_left(model: Any, tokenizer: Any) -> None:
+    # Left padding keeps every prompt's last token next to the generated ones.
+    tokenizer.padding_side = "left"
+
+
+def load_model(path: str, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """The causal language model and tokenizer at ``path`` (see ``load_pretrained``), padding
+    on the left for batched generation."""
+    return load_pretrained(path, device, dtype, prepare=_pad_left)
 
 
 def uses_chat_template(tokenizer: Any) -> bool:
