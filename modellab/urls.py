@@ -50,6 +50,11 @@ urlpatterns: list = [
     # reward scoring
     path("studies/<slug:slug>/lab/rewards/", rewards_views.rewards_page, name="rewards"),
     path(
+        "studies/<slug:slug>/lab/rewards/<int:pk>/cancel/",
+        rewards_views.rewards_cancel,
+        name="rewards-cancel",
+    ),
+    path(
         "studies/<slug:slug>/lab/rewards/<int:pk>/scores.csv",
         rewards_views.rewards_csv,
         name="rewards-csv",
@@ -70,6 +75,11 @@ urlpatterns: list = [
         name="api-reward-run",
     ),
     path(
+        "api/studies/<slug:slug>/lab/rewards/runs/<int:pk>/cancel/",
+        rewards_api.RewardRunCancelView.as_view(),
+        name="api-reward-run-cancel",
+    ),
+    path(
         "api/studies/<slug:slug>/lab/rewards/runs/<int:pk>/scores/",
         rewards_api.RewardScoresView.as_view(),
         name="api-reward-run-scores",
@@ -85,6 +95,11 @@ urlpatterns: list = [
     path("lab/false-refusal/sets/<int:pk>/", frr_views.prompt_set_page, name="false-refusal-set"),
     path("lab/false-refusal/runs/<int:pk>/", frr_views.run_page, name="false-refusal-run"),
     path("lab/false-refusal/runs/<int:pk>/retry/", frr_views.retry_run, name="false-refusal-retry"),
+    path(
+        "lab/false-refusal/runs/<int:pk>/cancel/",
+        frr_views.cancel_run,
+        name="false-refusal-cancel",
+    ),
     path(
         "lab/false-refusal/runs/<int:pk>/responses.csv",
         frr_views.responses_csv,
@@ -109,6 +124,16 @@ urlpatterns: list = [
         "api/lab/false-refusal/runs/<int:pk>/",
         frr_api.FalseRefusalRunDetailView.as_view(),
         name="api-false-refusal-run",
+    ),
+    path(
+        "api/lab/false-refusal/runs/<int:pk>/cancel/",
+        frr_api.FalseRefusalRunCancelView.as_view(),
+        name="api-false-refusal-run-cancel",
+    ),
+    path(
+        "api/lab/false-refusal/runs/<int:pk>/resume/",
+        frr_api.FalseRefusalRunResumeView.as_view(),
+        name="api-false-refusal-run-resume",
     ),
     # end false refusal
 ]

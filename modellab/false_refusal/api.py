@@ -1,4 +1,5 @@
-"""REST API of the false-refusal benchmark: prompt sets (import, read) and runs (start, follow)."""
+"""REST API of the false-refusal benchmark: prompt sets (import, read) and runs (start, follow,
+cancel, resume)."""
 
 from __future__ import annotations
 
@@ -267,3 +268,32 @@ class FalseRefusalRunDetailView(APIView):
     def get(self, request, pk: int):
         """One run: its progress while it runs and the rates labelled so far."""
         return Response(run_payload(selectors.run_for(request.user, pk)))
+
+
+class FalseRefusalRunCancelView(APIView):
+    permission_classes = [IsResearcher]
+    serializer_class = FalseRefusalRunSerializer
+
+    @extend_schema(request=None, responses={200: FalseRefusalRunSerializer, **errors(404)})
+    def post(self, request, pk: int):
+        """Stop a queued or running run of yours: prompts not answered yet are cancelled,
+        answers and labels stored are kept (resume it to do the rest). A finished run is
+        returned as it is."""
+        run = services.cancel_run(run=selectors.run_for(request.user, pk), actor=request.user)
+        return Response(run_payload(run))
+
+
+class FalseRefusalRunResumeView(APIView):
+    permission_classes = [IsResearcher]
+    serializer_class = FalseRefusalRunSerializer
+
+    @extend_schema(request=None, responses={202: FalseRefusalRunSerializer, **errors(400, 404)})
+    def post(self, request, pk: int):
+        """Resume a run of yours that was cancelled or finished with failures: only the
+        responses it does not have are asked for, and only the answers not labelled are
+        labelled."""
+        try:
+            run = services.retry_failed(run=selectors.run_for(request.user, pk), actor=request.user)
+        except (ValueError, PermissionDenied) as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        return Response(run_payload(run), status=status.HTTP_202_ACCEPTED)

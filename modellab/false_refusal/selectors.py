@@ -13,7 +13,11 @@ from modellab.classifiers.labels import to_three_way
 from modellab.false_refusal.rates import GroupRates, group_order, rates_by_group
 from modellab.models import FalseRefusalItem, FalseRefusalRun, PromptSet
 
-FINISHED = (FalseRefusalRun.Status.DONE, FalseRefusalRun.Status.FAILED)
+FINISHED = (
+    FalseRefusalRun.Status.DONE,
+    FalseRefusalRun.Status.FAILED,
+    FalseRefusalRun.Status.CANCELLED,
+)
 
 
 def _signed_in(user) -> bool:
@@ -75,6 +79,7 @@ def run_progress(run: FalseRefusalRun) -> dict:
         "generated": generated + labelled,  # responses stored so far
         "labelled": labelled,
         "failed": failed,
+        "cancelled": counts.get(FalseRefusalItem.Status.CANCELLED, 0),
         "percent": round(100 * (labelled + failed) / total) if total else 100,
         "finished": run.status in FINISHED,
     }

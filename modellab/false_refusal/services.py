@@ -1,4 +1,11 @@
-"""Writes of the false-refusal benchmark: importing prompt sets, runs, responses and labels."""
+"""Writes of the false-refusal benchmark: importing prompt sets, runs, responses and labels.
+
+Exactly once: each dispatch puts the pending items no batch holds into generation batches (a
+UUID per batch on the rows), and the items a batch answered are labelled under that batch's id
+(a dispatch that finds answers not labelled gives them a new one). A batch task claims and
+writes only its own items still open, so a redelivered batch redoes its items, and a batch
+overtaken by a cancel, or by a cancel and a resume, stores nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import hashlib
 import json
 import logging
 import random
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +48,12 @@ from studies.models import GenerationJob, LanguageModel
 logger = logging.getLogger(__name__)
 
 OPEN_ITEM_STATUSES = (FalseRefusalItem.Status.PENDING, FalseRefusalItem.Status.RUNNING)
-FINISHED_RUN_STATUSES = (FalseRefusalRun.Status.DONE, FalseRefusalRun.Status.FAILED)
+OPEN_RUN_STATUSES = (FalseRefusalRun.Status.QUEUED, FalseRefusalRun.Status.RUNNING)
+FINISHED_RUN_STATUSES = (
+    FalseRefusalRun.Status.DONE,
+    FalseRefusalRun.Status.FAILED,
+    FalseRefusalRun.Status.CANCELLED,
+)
 # More prompts than PHTest (3,260) times a few models is fine; a typo like 10**6 is not.
 MAX_ITEMS_PER_RUN = 100_000
 
@@ -273,36 +286,63 @@ def mark_run_running(*, run_id: int) -> FalseRefusalRun:
     return FalseRefusalRun.objects.get(pk=run_id)
 
 
-def plan_generation(run: FalseRefusalRun) -> list[tuple[LanguageModel, list[int]]]:
-    """Pending items in batches, each batch one model's, sized for its backend."""
+def _batches(ids: list[int], size: int) -> list[tuple[str, list[int]]]:
+    """Split ``ids`` into batches of ``size`` and mark each item with its batch's id."""
+    batches = []
+    for start in range(0, len(ids), size):
+        batch, item_ids = uuid.uuid4(), ids[start : start + size]
+        FalseRefusalItem.objects.filter(pk__in=item_ids).update(batch=batch)
+        batches.append((str(batch), item_ids))
+    return batches
+
+
+@transaction.atomic
+def plan_generation(run: FalseRefusalRun) -> list[tuple[LanguageModel, str, list[int]]]:
+    """Pending items no batch holds, in batches (model, batch id, item ids), each batch one
+    model's, sized for its backend."""
     batches = []
     for model in run.language_models.order_by("name"):
         ids = list(
-            run.items.filter(model=model, status=FalseRefusalItem.Status.PENDING)
+            run.items.select_for_update(skip_locked=True, of=("self",))
+            .filter(model=model, status=FalseRefusalItem.Status.PENDING, batch=None)
             .order_by("prompt__position")
             .values_list("pk", flat=True)
         )
         size = batch_size_for(model, GenerationJob.Mode.PER_TYPE)
-        batches += [(model, ids[i : i + size]) for i in range(0, len(ids), size)]
+        batches += [(model, batch, item_ids) for batch, item_ids in _batches(ids, size)]
     return batches
 
 
-def plan_classification(run: FalseRefusalRun, size: int = 64) -> list[list[int]]:
-    """Generated, unlabelled items in batches (a sweep after a lost classify task)."""
+@transaction.atomic
+def plan_classification(run: FalseRefusalRun, size: int = 64) -> list[tuple[str, list[int]]]:
+    """Generated, unlabelled items in new batches (a sweep after a lost classify task, or a
+    resume after a cancel); a classify task still queued for them then labels nothing."""
     ids = list(
-        run.items.filter(status=FalseRefusalItem.Status.GENERATED)
+        run.items.select_for_update(skip_locked=True)
+        .filter(status=FalseRefusalItem.Status.GENERATED)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+    return _batches(ids, size)
+
+
+def _in_batch(items, batch: str | None):
+    # None: a task sent before items carried their batch; it takes any open item.
+    return items if batch is None else items.filter(batch=batch)
 
 
 @transaction.atomic
-def claim_generation(*, run_id: int, item_ids: list[int]) -> list[FalseRefusalItem]:
-    """Mark a batch's open items running; a redelivered batch claims only what is still open."""
+def claim_generation(
+    *, run_id: int, item_ids: list[int], batch: str | None = None
+) -> list[FalseRefusalItem]:
+    """Mark a batch's open items running; a redelivered batch claims only what is still open
+    and still its own (not items cancelled or put in another batch since)."""
     claimed = list(
-        FalseRefusalItem.objects.filter(
-            pk__in=item_ids, run_id=run_id, status__in=OPEN_ITEM_STATUSES
+        _in_batch(
+            FalseRefusalItem.objects.filter(
+                pk__in=item_ids, run_id=run_id, status__in=OPEN_ITEM_STATUSES
+            ),
+            batch,
         )
         .order_by("pk")
         .select_for_update()
@@ -338,15 +378,23 @@ class GenerationResult:
 
 @transaction.atomic
 def record_generation(
-    *, items: list[FalseRefusalItem], requests: list[ChatRequest], outcomes: list[ChatOutcome]
+    *,
+    items: list[FalseRefusalItem],
+    requests: list[ChatRequest],
+    outcomes: list[ChatOutcome],
+    batch: str | None = None,
 ) -> GenerationResult:
-    """Store each response once. An error a retry may fix (or an empty reply) goes back to
-    pending until MAX_ATTEMPTS; then an error fails the item and an empty reply is kept as the
-    response (a model that keeps saying nothing has not complied)."""
+    """Store each response once, only onto items still running in this batch. An error a retry
+    may fix (or an empty reply) goes back to pending until MAX_ATTEMPTS; then an error fails
+    the item and an empty reply is kept as the response (a model that keeps saying nothing has
+    not complied)."""
     live = {
         i.pk: i
-        for i in FalseRefusalItem.objects.select_for_update().filter(
-            pk__in=[i.pk for i in items], status=FalseRefusalItem.Status.RUNNING
+        for i in _in_batch(
+            FalseRefusalItem.objects.select_for_update().filter(
+                pk__in=[i.pk for i in items], status=FalseRefusalItem.Status.RUNNING
+            ),
+            batch,
         )
     }
     now = timezone.now()
@@ -355,7 +403,7 @@ def record_generation(
     for claimed, request, outcome in zip(items, requests, outcomes, strict=True):
         item = live.get(claimed.pk)
         if item is None:
-            continue  # stored by a redelivered copy of this batch
+            continue  # stored by a redelivered copy of this batch, cancelled, or requeued
         item.raw_output = outcome.text or ""
         item.request = {
             "messages": list(request.messages),
@@ -401,11 +449,11 @@ def record_generation(
 
 
 @transaction.atomic
-def fail_items(*, item_ids: list[int], error: str) -> None:
+def fail_items(*, item_ids: list[int], error: str, batch: str | None = None) -> None:
     """Give up on items after the task's own retries ran out (e.g. the endpoint is down)."""
-    FalseRefusalItem.objects.filter(pk__in=item_ids, status__in=OPEN_ITEM_STATUSES).update(
-        status=FalseRefusalItem.Status.FAILED, error=error[:2000], finished_at=timezone.now()
-    )
+    _in_batch(
+        FalseRefusalItem.objects.filter(pk__in=item_ids, status__in=OPEN_ITEM_STATUSES), batch
+    ).update(status=FalseRefusalItem.Status.FAILED, error=error[:2000], finished_at=timezone.now())
 
 
 def classifier_for(run: FalseRefusalRun):
@@ -426,10 +474,15 @@ def classification_queue(run: FalseRefusalRun) -> str:
     return run.judge_model.queue if run.judge_model else LanguageModel.Queue.DEFAULT
 
 
-def items_to_classify(*, run_id: int, item_ids: list[int]) -> list[FalseRefusalItem]:
+def items_to_classify(
+    *, run_id: int, item_ids: list[int], batch: str | None = None
+) -> list[FalseRefusalItem]:
     return list(
-        FalseRefusalItem.objects.filter(
-            pk__in=item_ids, run_id=run_id, status=FalseRefusalItem.Status.GENERATED
+        _in_batch(
+            FalseRefusalItem.objects.filter(
+                pk__in=item_ids, run_id=run_id, status=FalseRefusalItem.Status.GENERATED
+            ),
+            batch,
         )
         .select_related("prompt")
         .order_by("pk")
@@ -442,12 +495,18 @@ def classify_items(run: FalseRefusalRun, items: list[FalseRefusalItem]) -> list:
 
 
 @transaction.atomic
-def record_labels(*, items: list[FalseRefusalItem], classifications: list) -> int:
-    """Store each label once (a redelivered batch finds its items done and skips them)."""
+def record_labels(
+    *, items: list[FalseRefusalItem], classifications: list, batch: str | None = None
+) -> int:
+    """Store each label once, only onto items still waiting for it in this batch (a redelivered
+    batch finds its items done; a cancel or a resume took the others out of the batch)."""
     open_ids = set(
-        FalseRefusalItem.objects.select_for_update()
-        .filter(pk__in=[i.pk for i in items], status=FalseRefusalItem.Status.GENERATED)
-        .values_list("pk", flat=True)
+        _in_batch(
+            FalseRefusalItem.objects.select_for_update().filter(
+                pk__in=[i.pk for i in items], status=FalseRefusalItem.Status.GENERATED
+            ),
+            batch,
+        ).values_list("pk", flat=True)
     )
     now = timezone.now()
     changed = []
@@ -467,10 +526,11 @@ def record_labels(*, items: list[FalseRefusalItem], classifications: list) -> in
 
 
 @transaction.atomic
-def label_unparsed(*, item_ids: list[int], error: str) -> None:
+def label_unparsed(*, item_ids: list[int], error: str, batch: str | None = None) -> None:
     """The classifier itself kept failing: the items are labelled unparsed, reason kept."""
-    FalseRefusalItem.objects.filter(
-        pk__in=item_ids, status=FalseRefusalItem.Status.GENERATED
+    _in_batch(
+        FalseRefusalItem.objects.filter(pk__in=item_ids, status=FalseRefusalItem.Status.GENERATED),
+        batch,
     ).update(
         status=FalseRefusalItem.Status.DONE,
         label=UNPARSED,
@@ -499,19 +559,36 @@ def finish_run_if_complete(*, run_id: int) -> FalseRefusalRun:
     return run
 
 
+def _check_owner(run: FalseRefusalRun, actor: AbstractBaseUser) -> None:
+    if not (actor.is_superuser or run.created_by_id == actor.pk):
+        raise PermissionDenied("only the researcher who started the run may change it")
+
+
 @transaction.atomic
 def retry_failed(*, run: FalseRefusalRun, actor: AbstractBaseUser) -> FalseRefusalRun:
-    """Ask again for the responses a finished run could not get (their attempts start afresh);
-    the answers and labels it has are kept. The models must still be usable by ``actor``."""
-    run = FalseRefusalRun.objects.select_for_update().get(pk=run.pk)
-    if run.status != FalseRefusalRun.Status.FAILED:
-        raise ValueError("only a run that finished with failures can be retried")
-    failed = run.items.filter(status=FalseRefusalItem.Status.FAILED)
-    for model in LanguageModel.objects.filter(pk__in=failed.values("model_id")):
+    """Resume a finished run: ask again for the responses it could not get (failed) or did not
+    ask for (cancelled), their attempts afresh, and label the answers it has not labelled; the
+    answers and labels it has are kept. Only its owner may; the models (and the judge, when
+    answers wait for labels) must still be usable by ``actor``."""
+    _check_owner(run, actor)
+    runs = FalseRefusalRun.objects.select_for_update(of=("self",)).select_related("judge_model")
+    run = runs.get(pk=run.pk)
+    if run.status not in (FalseRefusalRun.Status.FAILED, FalseRefusalRun.Status.CANCELLED):
+        raise ValueError("only a run that finished with failures or was cancelled can be resumed")
+    missing = run.items.filter(
+        status__in=(FalseRefusalItem.Status.FAILED, FalseRefusalItem.Status.CANCELLED)
+    )
+    models = list(LanguageModel.objects.filter(pk__in=missing.values("model_id")))
+    unlabelled = run.items.filter(status=FalseRefusalItem.Status.GENERATED).exists()
+    if run.judge_model is not None and (missing.exists() or unlabelled):
+        models.append(run.judge_model)
+    for model in models:
         if not access.can_use_model(actor, model):
             raise PermissionDenied(f"model '{model.name}' is not shared with you")
         check_model_host(model)
-    failed.update(status=FalseRefusalItem.Status.PENDING, attempts=0, error="", finished_at=None)
+    missing.update(
+        status=FalseRefusalItem.Status.PENDING, attempts=0, error="", finished_at=None, batch=None
+    )
     run.status, run.error, run.finished_at = FalseRefusalRun.Status.QUEUED, "", None
     run.save(update_fields=["status", "error", "finished_at"])
     from modellab.false_refusal.tasks import dispatch_false_refusal_run
@@ -522,6 +599,39 @@ def retry_failed(*, run: FalseRefusalRun, actor: AbstractBaseUser) -> FalseRefus
         on_failure=lambda reason: fail_undispatched_run(run_id=run.pk, reason=reason),
     )
     return run
+
+
+@transaction.atomic
+def cancel_run(*, run: FalseRefusalRun, actor: AbstractBaseUser) -> FalseRefusalRun:
+    """Stop a run (queued, running, or stuck because its messages were lost): the prompts not
+    answered yet are cancelled, answers not labelled yet stay unlabelled, and answers and
+    labels stored are kept. Batches already queued store nothing more. Only the researcher who
+    started it may (PermissionDenied); a finished run is returned as it is. Resume it with
+    ``retry_failed``."""
+    _check_owner(run, actor)
+    run = FalseRefusalRun.objects.select_for_update().get(pk=run.pk)
+    if run.status not in OPEN_RUN_STATUSES:
+        return run
+    now = timezone.now()
+    cancelled = run.items.filter(status__in=OPEN_ITEM_STATUSES).update(
+        status=FalseRefusalItem.Status.CANCELLED, finished_at=now, batch=None
+    )
+    # Answers waiting for their label leave their batch: a classify task still queued skips them.
+    unlabelled = run.items.filter(status=FalseRefusalItem.Status.GENERATED).update(batch=None)
+    parts = [f"{cancelled} prompt(s) were not answered"]
+    if unlabelled:
+        parts.append(f"{unlabelled} answer(s) were not labelled")
+    run.status = FalseRefusalRun.Status.CANCELLED
+    run.error = f"cancelled; {', '.join(parts)}. Resume the run to do what is missing."
+    run.finished_at = now
+    run.save(update_fields=["status", "error", "finished_at"])
+    return run
+
+
+def run_is_cancelled(run_id: int) -> bool:
+    return FalseRefusalRun.objects.filter(
+        pk=run_id, status=FalseRefusalRun.Status.CANCELLED
+    ).exists()
 
 
 @transaction.atomic

@@ -29,12 +29,12 @@ def dispatch_false_refusal_run(run_id: int) -> int:
         return 0
     run = services.mark_run_running(run_id=run_id)
     batches = services.plan_generation(run)
-    for model, item_ids in batches:
-        generate_false_refusal_batch.apply_async(args=[run_id, item_ids], queue=model.queue)
+    for model, batch, item_ids in batches:
+        generate_false_refusal_batch.apply_async(args=[run_id, item_ids, batch], queue=model.queue)
     labels = services.plan_classification(run)
-    for item_ids in labels:
+    for batch, item_ids in labels:
         classify_false_refusal_batch.apply_async(
-            args=[run_id, item_ids], queue=services.classification_queue(run)
+            args=[run_id, item_ids, batch], queue=services.classification_queue(run)
         )
     if not batches and not labels:
         services.finish_run_if_complete(run_id=run_id)
@@ -42,11 +42,16 @@ def dispatch_false_refusal_run(run_id: int) -> int:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)
-def generate_false_refusal_batch(self, run_id: int, item_ids: list[int]) -> dict:
-    """One model answers a batch of prompts; the answers then go to the classifier."""
+def generate_false_refusal_batch(
+    self, run_id: int, item_ids: list[int], batch: str | None = None
+) -> dict:
+    """One model answers a batch of prompts; the answers then go to the classifier. A batch of
+    a cancelled run (or overtaken by a resume) asks nothing."""
     from studies.tasks import backend_for
 
-    items = services.claim_generation(run_id=run_id, item_ids=item_ids)
+    if services.run_is_cancelled(run_id):
+        return {"skipped": "cancelled"}
+    items = services.claim_generation(run_id=run_id, item_ids=item_ids, batch=batch)
     if not items:
         services.finish_run_if_complete(run_id=run_id)
         return {"skipped": "nothing open"}
@@ -58,19 +63,25 @@ def generate_false_refusal_batch(self, run_id: int, item_ids: list[int]) -> dict
         logger.exception("false-refusal batch of run %s failed on model %s", run_id, model.name)
         if self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=min(2**self.request.retries * 5, 300)) from exc
-        services.fail_items(item_ids=[i.pk for i in items], error=f"backend error: {exc}")
+        services.fail_items(
+            item_ids=[i.pk for i in items], error=f"backend error: {exc}", batch=batch
+        )
         services.finish_run_if_complete(run_id=run_id)
         return {"failed": len(items)}
-    result = services.record_generation(items=items, requests=requests, outcomes=outcomes)
+    result = services.record_generation(
+        items=items, requests=requests, outcomes=outcomes, batch=batch
+    )
     if result.retry_ids:
         attempt = max(i.attempts for i in items)
         generate_false_refusal_batch.apply_async(
-            args=[run_id, result.retry_ids], queue=model.queue, countdown=min(2**attempt, 60)
+            args=[run_id, result.retry_ids, batch],
+            queue=model.queue,
+            countdown=min(2**attempt, 60),
         )
     if result.generated:
         run = FalseRefusalRun.objects.select_related("judge_model").get(pk=run_id)
         classify_false_refusal_batch.apply_async(
-            args=[run_id, result.generated], queue=services.classification_queue(run)
+            args=[run_id, result.generated, batch], queue=services.classification_queue(run)
         )
     services.finish_run_if_complete(run_id=run_id)
     return {
@@ -81,10 +92,15 @@ def generate_false_refusal_batch(self, run_id: int, item_ids: list[int]) -> dict
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3)
-def classify_false_refusal_batch(self, run_id: int, item_ids: list[int]) -> dict:
-    """Label a batch of responses; a classifier that keeps failing labels them unparsed."""
+def classify_false_refusal_batch(
+    self, run_id: int, item_ids: list[int], batch: str | None = None
+) -> dict:
+    """Label a batch of responses; a classifier that keeps failing labels them unparsed. A
+    batch of a cancelled run (or overtaken by a resume) labels nothing."""
     run = FalseRefusalRun.objects.select_related("judge_model").get(pk=run_id)
-    items = services.items_to_classify(run_id=run_id, item_ids=item_ids)
+    if run.status == FalseRefusalRun.Status.CANCELLED:
+        return {"skipped": "cancelled"}
+    items = services.items_to_classify(run_id=run_id, item_ids=item_ids, batch=batch)
     if not items:
         services.finish_run_if_complete(run_id=run_id)
         return {"skipped": "nothing to label"}
@@ -95,11 +111,11 @@ def classify_false_refusal_batch(self, run_id: int, item_ids: list[int]) -> dict
         if self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=min(2**self.request.retries * 5, 300)) from exc
         services.label_unparsed(
-            item_ids=[i.pk for i in items], error=f"{type(exc).__name__}: {exc}"
+            item_ids=[i.pk for i in items], error=f"{type(exc).__name__}: {exc}", batch=batch
         )
         services.finish_run_if_complete(run_id=run_id)
         return {"unparsed": len(items)}
-    labelled = services.record_labels(items=items, classifications=classifications)
+    labelled = services.record_labels(items=items, classifications=classifications, batch=batch)
     services.finish_run_if_complete(run_id=run_id)
     return {"labelled": labelled}
 

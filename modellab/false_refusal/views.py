@@ -205,12 +205,21 @@ def run_page(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def retry_run(request: HttpRequest, pk: int) -> HttpResponse:
-    """Ask again for the responses a finished run could not get."""
+    """Resume a cancelled run, or one that finished with failures: only what is missing."""
     run = selectors.run_for(request.user, pk)
     try:
         services.retry_failed(run=run, actor=request.user)
     except (ValueError, PermissionDenied) as exc:
         messages.error(request, str(exc))
+    return redirect(reverse("modellab:false-refusal-run", args=[run.pk]))
+
+
+@login_required
+@require_POST
+def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
+    """Stop a queued or running run; answers and labels stored are kept."""
+    run = selectors.run_for(request.user, pk)
+    services.cancel_run(run=run, actor=request.user)
     return redirect(reverse("modellab:false-refusal-run", args=[run.pk]))
 
 

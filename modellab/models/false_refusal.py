@@ -70,6 +70,7 @@ class FalseRefusalRun(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed", "finished with failures"
+        CANCELLED = "cancelled"
 
     prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="runs")
     language_models = models.ManyToManyField(LanguageModel, related_name="false_refusal_runs")
@@ -114,6 +115,7 @@ class FalseRefusalItem(models.Model):
         GENERATED = "generated"  # response stored, not classified yet
         DONE = "done"  # classified (label may be "unparsed")
         FAILED = "failed"  # no response after the last attempt
+        CANCELLED = "cancelled"  # the run was cancelled before the model was asked
 
     run = models.ForeignKey(FalseRefusalRun, on_delete=models.CASCADE, related_name="items")
     model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="+")
@@ -132,6 +134,10 @@ class FalseRefusalItem(models.Model):
     classifier_raw = models.TextField(blank=True)
     classified_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The batch a dispatch (or the generation batch, for its labels) put this item in: a batch
+    # task claims and writes only its own items, so a batch overtaken by a cancel and a resume
+    # stores nothing.
+    batch = models.UUIDField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -25,6 +25,7 @@ class RewardRun(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed", "finished with failures"
+        CANCELLED = "cancelled"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="reward_runs")
     model = models.ForeignKey(LanguageModel, on_delete=models.PROTECT, related_name="reward_runs")
@@ -74,6 +75,8 @@ class RewardScore(models.Model):
         FAILED = "failed"
         # The judge answered, but never in the required form: raw answer kept, no score.
         UNPARSED = "unparsed"
+        # The run was cancelled before this score was taken; a restart takes it again.
+        CANCELLED = "cancelled"
 
     run = models.ForeignKey(RewardRun, on_delete=models.CASCADE, related_name="scores")
     variant = models.ForeignKey(
@@ -89,6 +92,9 @@ class RewardScore(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     # sha256 of the conversation scored: a text edited since is scored again on a rerun.
     input_sha256 = models.CharField(max_length=64, blank=True)
+    # The batch a dispatch put this score in: a batch task claims and writes only its own
+    # scores, so a batch overtaken by a cancel and a restart stores nothing.
+    batch = models.UUIDField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -44,6 +44,7 @@ class RewardProgressSerializer(serializers.Serializer):
     unparsed = serializers.IntegerField()
     pending = serializers.IntegerField()
     running = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
     percent = serializers.IntegerField()
     finished = serializers.BooleanField()
 
@@ -142,6 +143,20 @@ class RewardRunDetailView(APIView):
     def get(self, request, slug: str, pk: int):
         """One run: progress, parameters and scores per response type (raw and z)."""
         return Response(run_payload(_run(request, slug, pk)))
+
+
+class RewardRunCancelView(APIView):
+    permission_classes = [IsResearcher]
+    serializer_class = RewardRunSerializer
+
+    @extend_schema(request=None, responses={200: RewardRunSerializer, **errors(403, 404)})
+    def post(self, request, slug: str, pk: int):
+        """Stop a queued or running run (editors and owners): the scores not taken yet are
+        cancelled, those stored are kept; starting the same scorer again scores what is
+        missing. A finished run is returned as it is."""
+        study_for(request, slug, Action.EDIT)
+        run = services.cancel_run(run=_run(request, slug, pk), actor=request.user)
+        return Response(run_payload(run))
 
 
 class ScoreRowSerializer(serializers.Serializer):

@@ -16,7 +16,7 @@ from modellab.rewards import agreement
 from studies.domain import DEFAULT_INCLUSION, RESPONSE_TYPES
 from studies.models import Question, ResponseVariant, Study
 
-FINISHED = (RewardRun.Status.DONE, RewardRun.Status.FAILED)
+FINISHED = (RewardRun.Status.DONE, RewardRun.Status.FAILED, RewardRun.Status.CANCELLED)
 
 #: The CSV download's columns, in order.
 CSV_COLUMNS = (
@@ -64,6 +64,7 @@ def run_progress(run: RewardRun) -> dict:
         "unparsed": unparsed,
         "pending": counts.get(RewardScore.Status.PENDING, 0),
         "running": counts.get(RewardScore.Status.RUNNING, 0),
+        "cancelled": counts.get(RewardScore.Status.CANCELLED, 0),
         "percent": round(100 * (done + failed + unparsed) / total) if total else 100,
         "finished": run.status in FINISHED,
     }

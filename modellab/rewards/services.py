@@ -1,9 +1,16 @@
-"""Writes of reward scoring: start (or resume) a run, claim and record batches, finish it."""
+"""Writes of reward scoring: start (or resume) a run, claim and record batches, finish it.
+
+Exactly once: each dispatch puts the pending scores no batch holds into batches (a UUID per
+batch on the rows); a batch task claims and writes only its own rows that are still open, so a
+redelivered batch redoes its rows, and a batch overtaken by a cancel (its rows cancelled) or by
+a cancel and a restart (its rows in another batch) stores nothing.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,6 +40,7 @@ MAX_ATTEMPTS = 3
 MAX_JUDGE_PROMPT_CHARS = 20_000
 OPEN_STATUSES = (RewardScore.Status.PENDING, RewardScore.Status.RUNNING)
 OPEN_RUNS = (RewardRun.Status.QUEUED, RewardRun.Status.RUNNING)
+FINISHED_RUNS = (RewardRun.Status.DONE, RewardRun.Status.FAILED, RewardRun.Status.CANCELLED)
 SCORERS = tuple(RewardRun.Scorer.values)
 
 
@@ -101,9 +109,10 @@ def start_reward_run(
     """Score every (query[, scenario], response) of the study with ``model`` as ``scorer``.
 
     The same study, model, scorer and judge prompt make the same run: starting it again adds
-    what is new (responses approved since), scores again what failed, was unparsed or whose
-    text changed, and keeps every score still valid. A run already queued or running is
-    returned as it is. Needs EDIT on the study and the right to use the model
+    what is new (responses approved since), scores again what failed, was unparsed, was
+    cancelled or whose text changed, and keeps every score still valid. A run already queued
+    or running is returned as it is (cancel it first to restart it). Needs EDIT on the study
+    and the right to use the model
     (PermissionDenied); a bad scorer, model or prompt raises ValueError and writes nothing.
     Raises QueueUnavailable (after the commit) when the broker is down; the run is then
     stored as failed with the reason.
@@ -154,6 +163,7 @@ def start_reward_run(
         rationale="",
         started_at=None,
         finished_at=None,
+        batch=None,
     )
     run.params = {
         **model_params(model),
@@ -191,7 +201,7 @@ def start_reward_run(
     return run
 
 
-def _store_counts(run: RewardRun) -> None:
+def _store_counts(run: RewardRun) -> dict[str, int]:
     counts = {s: 0 for s in RewardScore.Status.values}
     for status in run.scores.values_list("status", flat=True):
         counts[status] += 1
@@ -200,6 +210,7 @@ def _store_counts(run: RewardRun) -> None:
     run.n_failed = counts[RewardScore.Status.FAILED]
     run.n_unparsed = counts[RewardScore.Status.UNPARSED]
     run.save(update_fields=["n_total", "n_done", "n_failed", "n_unparsed"])
+    return counts
 
 
 def _fail_queued_run(run: RewardRun, reason: str) -> bool:
@@ -252,14 +263,22 @@ def batch_size_for(run: RewardRun) -> int:
     return 4 * int(settings.get("max_concurrency", 8))
 
 
-def plan_batches(run: RewardRun) -> list[list[int]]:
+@transaction.atomic
+def plan_batches(run: RewardRun) -> list[tuple[str, list[int]]]:
+    """Put the run's pending scores that no batch holds into batches: (batch id, score ids)."""
     ids = list(
-        run.scores.filter(status=RewardScore.Status.PENDING)
+        run.scores.select_for_update(skip_locked=True)
+        .filter(status=RewardScore.Status.PENDING, batch=None)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
     size = batch_size_for(run)
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+    batches = []
+    for start in range(0, len(ids), size):
+        batch, score_ids = uuid.uuid4(), ids[start : start + size]
+        RewardScore.objects.filter(pk__in=score_ids).update(batch=batch)
+        batches.append((str(batch), score_ids))
+    return batches
 
 
 def mark_run_running(*, run: RewardRun) -> None:
@@ -268,11 +287,22 @@ def mark_run_running(*, run: RewardRun) -> None:
     )
 
 
+def _in_batch(scores, batch: str | None):
+    # None: a task sent before scores carried their batch; it claims any open score.
+    return scores if batch is None else scores.filter(batch=batch)
+
+
 @transaction.atomic
-def claim_batch(*, run_id: int, score_ids: list[int]) -> list[RewardScore]:
-    """Mark a batch's open scores running (a redelivered batch claims its own again)."""
+def claim_batch(
+    *, run_id: int, score_ids: list[int], batch: str | None = None
+) -> list[RewardScore]:
+    """Mark a batch's open scores running (a redelivered batch claims its own again; scores
+    cancelled or put in another batch since are not its own any more)."""
     claimed = list(
-        RewardScore.objects.filter(pk__in=score_ids, run_id=run_id, status__in=OPEN_STATUSES)
+        _in_batch(
+            RewardScore.objects.filter(pk__in=score_ids, run_id=run_id, status__in=OPEN_STATUSES),
+            batch,
+        )
         .order_by("pk")
         .select_for_update()
         .values_list("pk", flat=True)
@@ -319,18 +349,24 @@ def record_batch(
     scores: list[RewardScore],
     conversations: list[scorers.Messages],
     outcomes: list[scorers.ScoreOutcome],
+    batch: str | None = None,
 ) -> BatchResult:
     """Store each outcome on its score; what may still succeed goes back to pending to retry.
 
     One locking read and one bulk write for the whole batch (on a GPU host every statement is
-    time the GPU idles); a score no longer running (a duplicate delivery finished it) is left
-    as it is.
+    time the GPU idles); a score no longer running in this batch (a duplicate delivery
+    finished it, the run was cancelled, a restart put it in another batch) is left as it is.
     """
     now = timezone.now()
     done = failed = unparsed = 0
     retry: list[int] = []
     running = set(
-        RewardScore.objects.filter(pk__in=[s.pk for s in scores], status=RewardScore.Status.RUNNING)
+        _in_batch(
+            RewardScore.objects.filter(
+                pk__in=[s.pk for s in scores], status=RewardScore.Status.RUNNING
+            ),
+            batch,
+        )
         .order_by("pk")
         .select_for_update()
         .values_list("pk", flat=True)
@@ -383,9 +419,9 @@ def record_batch(
 
 
 @transaction.atomic
-def fail_scores(*, score_ids: list[int], error: str) -> None:
+def fail_scores(*, score_ids: list[int], error: str, batch: str | None = None) -> None:
     """Give up on scores after the task's own retries ran out (e.g. the model never loaded)."""
-    RewardScore.objects.filter(pk__in=score_ids, status__in=OPEN_STATUSES).update(
+    _in_batch(RewardScore.objects.filter(pk__in=score_ids, status__in=OPEN_STATUSES), batch).update(
         status=RewardScore.Status.FAILED, error=error[:2000], finished_at=timezone.now()
     )
 
@@ -408,3 +444,37 @@ def finish_run_if_complete(*, run_id: int) -> RewardRun:
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "error", "finished_at"])
     return run
+
+
+@transaction.atomic
+def cancel_run(*, run: RewardRun, actor: AbstractBaseUser | None) -> RewardRun:
+    """Stop a run (queued, running, or stuck because its messages were lost): the scores not
+    taken yet are cancelled, those already stored are kept. Batches already queued skip the
+    cancelled scores; starting the same scorer again scores only what is missing. Needs EDIT
+    on the study, as starting does (PermissionDenied); a finished run is returned as it is."""
+    if actor is not None and not access.can(actor, Action.EDIT, run.study):
+        raise PermissionDenied("your role in this study does not allow cancelling its runs")
+    run = RewardRun.objects.select_for_update().select_related("study", "model").get(pk=run.pk)
+    if run.status not in OPEN_RUNS:
+        return run
+    now = timezone.now()
+    run.scores.filter(status__in=OPEN_STATUSES).update(
+        status=RewardScore.Status.CANCELLED, finished_at=now
+    )
+    counts = _store_counts(run)
+    cancelled = counts[RewardScore.Status.CANCELLED]
+    run.status = RewardRun.Status.CANCELLED
+    run.error = (
+        f"cancelled; {cancelled} score(s) were not taken. Start the same scorer again to "
+        "score what is missing."
+    )
+    run.finished_at = now
+    run.save(update_fields=["status", "error", "finished_at"])
+    record_audit(
+        study=run.study, action="reward_run_cancelled", actor=actor, run=run.pk, cancelled=cancelled
+    )
+    return run
+
+
+def run_is_cancelled(run_id: int) -> bool:
+    return RewardRun.objects.filter(pk=run_id, status=RewardRun.Status.CANCELLED).exists()

@@ -53,17 +53,20 @@ def dispatch_reward_run(run_id: int) -> int:
         return 0
     services.mark_run_running(run=run)
     batches = services.plan_batches(run)
-    for score_ids in batches:
-        score_reward_batch.apply_async(args=[run_id, score_ids], queue=run.model.queue)
+    for batch, score_ids in batches:
+        score_reward_batch.apply_async(args=[run_id, score_ids, batch], queue=run.model.queue)
     if not batches:
         services.finish_run_if_complete(run_id=run_id)
     return len(batches)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)
-def score_reward_batch(self, run_id: int, score_ids: list[int]) -> dict:
-    """Score one batch; a redelivered or retried batch only fills what is still open."""
-    scores = services.claim_batch(run_id=run_id, score_ids=score_ids)
+def score_reward_batch(self, run_id: int, score_ids: list[int], batch: str | None = None) -> dict:
+    """Score one batch; a redelivered or retried batch only fills what is still open, and a
+    batch of a cancelled run (or overtaken by a restart) scores nothing."""
+    if services.run_is_cancelled(run_id):
+        return {"skipped": "cancelled"}
+    scores = services.claim_batch(run_id=run_id, score_ids=score_ids, batch=batch)
     if not scores:
         services.finish_run_if_complete(run_id=run_id)
         return {"skipped": "nothing open"}
@@ -75,14 +78,20 @@ def score_reward_batch(self, run_id: int, score_ids: list[int]) -> dict:
         logger.exception("reward batch of run %s failed on model %s", run_id, run.model.name)
         if self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=min(2**self.request.retries * 5, 300)) from exc
-        services.fail_scores(score_ids=[s.pk for s in scores], error=f"scorer error: {exc}")
+        services.fail_scores(
+            score_ids=[s.pk for s in scores], error=f"scorer error: {exc}", batch=batch
+        )
         services.finish_run_if_complete(run_id=run_id)
         return {"failed": len(scores)}
-    result = services.record_batch(scores=scores, conversations=conversations, outcomes=outcomes)
+    result = services.record_batch(
+        scores=scores, conversations=conversations, outcomes=outcomes, batch=batch
+    )
     if result.retry_ids:
         attempt = max(s.attempts for s in scores)
         score_reward_batch.apply_async(
-            args=[run_id, result.retry_ids], queue=run.model.queue, countdown=min(2**attempt, 60)
+            args=[run_id, result.retry_ids, batch],
+            queue=run.model.queue,
+            countdown=min(2**attempt, 60),
         )
     services.finish_run_if_complete(run_id=run_id)
     return {

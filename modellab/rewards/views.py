@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from modellab.models import RewardRun
 from modellab.rewards import scorers, selectors, services
@@ -149,6 +150,7 @@ def _page(request: HttpRequest, study: Study, form: RewardRunForm | None, status
         "measure": measure,
         "inclusion": inclusion,
         "inclusion_rules": INCLUSION_RULES,
+        "can_edit": access.can(request.user, Action.EDIT, study),
     }
     figures = {}
     if len(compared) > 1:
@@ -193,6 +195,19 @@ def rewards_page(request: HttpRequest, slug: str) -> HttpResponse:
     study = study_for_request(request, slug)
     can_edit = access.can(request.user, Action.EDIT, study)
     return _page(request, study, RewardRunForm(user=request.user) if can_edit else None)
+
+
+@login_required
+@require_POST
+def rewards_cancel(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Stop a queued or running run (editors and owners); scores already stored are kept."""
+    study = study_for_request(request, slug, Action.EDIT)
+    run = study.reward_runs.filter(pk=pk).first()
+    if run is None:
+        raise Http404("No such reward run.")
+    services.cancel_run(run=run, actor=request.user)
+    url = reverse("modellab:rewards", kwargs={"slug": slug})
+    return redirect(f"{url}?run={run.pk}")
 
 
 @login_required

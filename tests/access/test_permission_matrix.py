@@ -366,8 +366,10 @@ ROUTES: dict[str, Rule] = {
         Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT
     ),
     "modellab:api-behaviour-run": Rule(Action.VIEW, kwargs=_classification_run),
-    # reward scoring: viewers see runs, scores and agreement; editors start runs
+    # reward scoring: viewers see runs, scores and agreement; editors start and cancel runs
     "modellab:rewards": Rule(Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT),
+    "modellab:rewards-cancel": Rule(Action.EDIT, ("POST",), _reward_run),
+    "modellab:api-reward-run-cancel": Rule(Action.EDIT, ("POST",), _reward_run),
     "modellab:rewards-csv": Rule(Action.VIEW, kwargs=_reward_run),
     "modellab:rewards-agreement-csv": Rule(Action.VIEW, kwargs=_reward_run),
     "modellab:api-reward-runs": Rule(Action.VIEW, ("GET", "POST"), _slug, write_action=Action.EDIT),
@@ -390,6 +392,15 @@ ROUTES: dict[str, Rule] = {
     "modellab:api-false-refusal-prompt-set": Rule(None, kwargs=_prompt_set, coding_task_only=True),
     "modellab:api-false-refusal-runs": Rule(None, ("GET", "POST")),
     "modellab:api-false-refusal-run": Rule(None, kwargs=_false_refusal_run, coding_task_only=True),
+    "modellab:false-refusal-cancel": Rule(
+        None, ("POST",), _false_refusal_run, coding_task_only=True
+    ),
+    "modellab:api-false-refusal-run-cancel": Rule(
+        None, ("POST",), _false_refusal_run, coding_task_only=True
+    ),
+    "modellab:api-false-refusal-run-resume": Rule(
+        None, ("POST",), _false_refusal_run, coding_task_only=True
+    ),
     # human coding: any researcher has a list of tasks; a task is its owner's (and coders')
     "annotation:coding-tasks": Rule(None),
     "annotation:coding-new": Rule(None, ("GET", "POST")),
