@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -13,9 +12,14 @@ from modellab.behaviour import selectors, services
 from modellab.classifiers import CLASSIFIERS
 from modellab.classifiers.labels import SCHEMES, THREE_WAY
 from modellab.models import ClassificationRun
-from studies import access
 from studies.access import Action
-from studies.management.commands._as_user import actor_from, add_as_argument, study_for
+from studies.management.commands._as_user import (
+    actor_from,
+    add_as_argument,
+    study_for,
+    usable_model,
+)
+from studies.management.commands._wait import add_wait_arguments, wait_until_finished
 
 
 def _read(path: str | None, what: str) -> str | None:
@@ -52,8 +56,7 @@ class Command(BaseCommand):
             "--phrases",
             help='string_match: a JSON file {"refusal": [...], "partial": [...], "window": N}',
         )
-        parser.add_argument("--wait", action="store_true", help="poll until the run finishes")
-        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
+        add_wait_arguments(parser)
         add_as_argument(parser)
 
     def handle(self, *args, slug: str, **options) -> None:
@@ -69,11 +72,7 @@ class Command(BaseCommand):
             raise CommandError(f"no natural responses of {', '.join(missing)} in study '{slug}'")
         judge = None
         if options["judge_model"]:
-            judge = access.models_for(actor).filter(name=options["judge_model"]).first()
-            if judge is None:
-                raise CommandError(
-                    f"no model named '{options['judge_model']}' that {actor.get_username()} may use"
-                )
+            judge = usable_model(actor, options["judge_model"])
         phrases = _read(options["phrases"], "phrase file")
         if phrases is not None:
             try:
@@ -100,13 +99,13 @@ class Command(BaseCommand):
         )
         if not options["wait"]:
             return
-        deadline = time.monotonic() + options["timeout"]
-        while not progress["finished"]:
-            if time.monotonic() > deadline:
-                raise CommandError(f"run {run.pk} still running after {options['timeout']} s")
-            time.sleep(2)
-            progress = selectors.run_progress(run)
-            self.stdout.write(f"  {progress['done']}/{progress['total']} classified")
+        progress = wait_until_finished(
+            lambda: selectors.run_progress(run),
+            lambda p: f"  {p['done']}/{p['total']} classified",
+            name=f"run {run.pk}",
+            timeout=options["timeout"],
+            write=self.stdout.write,
+        )
         run.refresh_from_db()
         self.stdout.write(
             f"run {run.pk} {run.status}: {progress['done']} classified, "

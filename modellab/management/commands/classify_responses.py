@@ -22,8 +22,7 @@ from modellab.table_file import (
     table_format,
     write_atomically,
 )
-from studies import access
-from studies.management.commands._as_user import actor_from
+from studies.management.commands._as_user import actor_from, usable_model
 from studies.text_checks import unstorable_character
 
 # The judge is asked this many items at a time, so progress shows on a long file.
@@ -163,12 +162,7 @@ class Command(BaseCommand):
             if not options["as_user"]:
                 raise CommandError("llm_judge needs --as USER: the researcher it acts for")
             actor = actor_from(options)
-            judge_model = access.models_for(actor).filter(name=options["model"]).first()
-            if judge_model is None:
-                raise CommandError(
-                    f"no model named '{options['model']}' that {actor.get_username()} may use "
-                    "(register it with register_model, or ask its owner to share it)"
-                )
+            judge_model = usable_model(actor, options["model"])
         elif options["as_user"]:
             actor_from(options)  # a named account must exist, even where nothing needs it
 

@@ -4,7 +4,6 @@ labels every answer; --wait prints each model's rates when it is done."""
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 from django.core.exceptions import PermissionDenied
@@ -18,8 +17,8 @@ from modellab.false_refusal.prompt_file import PHTEST_MAPPING, PromptSetError, c
 from modellab.false_refusal.rates import GroupRates, Proportion
 from modellab.management.commands.false_refusal_rate import render_table
 from modellab.models import FalseRefusalRun, PromptSet
-from studies import access
-from studies.management.commands._as_user import actor_from, add_as_argument
+from studies.management.commands._as_user import actor_from, add_as_argument, usable_model
+from studies.management.commands._wait import add_wait_arguments, wait_until_finished
 
 
 def rates_from_dict(data: dict) -> GroupRates:
@@ -64,18 +63,8 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="only the first N prompts")
         parser.add_argument("--sample", type=int, help="N prompts drawn at random (see --seed)")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--wait", action="store_true", help="poll until the run finishes")
-        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
+        add_wait_arguments(parser)
         add_as_argument(parser)
-
-    def _model(self, actor, name: str):
-        model = access.models_for(actor).filter(name=name).first()
-        if model is None:
-            raise CommandError(
-                f"no model named '{name}' that {actor.get_username()} may use "
-                "(register it with register_model, or ask its owner to share it)"
-            )
-        return model
 
     def _prompt_set(self, actor, options: dict) -> PromptSet:
         if options["prompt_set"]:
@@ -119,8 +108,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         actor = actor_from(options)
-        models = [self._model(actor, name) for name in options["model"]]
-        judge = self._model(actor, options["judge_model"]) if options["judge_model"] else None
+        models = [usable_model(actor, name) for name in options["model"]]
+        judge = usable_model(actor, options["judge_model"]) if options["judge_model"] else None
         judge_prompt = None
         if options["judge_prompt"]:
             try:
@@ -149,16 +138,16 @@ class Command(BaseCommand):
         )
         if not options["wait"]:
             return
-        deadline = time.monotonic() + options["timeout"]
-        while not progress["finished"]:
-            self.stdout.write(
-                f"  {progress['generated']}/{progress['total']} answered, "
-                f"{progress['labelled']} labelled, {progress['failed']} failed"
-            )
-            if time.monotonic() > deadline:
-                raise CommandError(f"run {run.pk} still running after {options['timeout']} s")
-            time.sleep(2)
-            progress = selectors.run_progress(run)
+        wait_until_finished(
+            lambda: selectors.run_progress(run),
+            lambda p: (
+                f"  {p['generated']}/{p['total']} answered, {p['labelled']} labelled, "
+                f"{p['failed']} failed"
+            ),
+            name=f"run {run.pk}",
+            timeout=options["timeout"],
+            write=self.stdout.write,
+        )
         for model in selectors.run_rates(run):
             self.stdout.write(
                 f"\n{model['model']}" + (f" ({model['failed']} failed)" * bool(model["failed"]))

@@ -1,16 +1,19 @@
 """Score a study's responses with a reward model or an LLM judge from the shell, as USER."""
 
-import time
-
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.dispatch import QueueUnavailable
 from modellab.models import RewardRun
 from modellab.rewards import selectors, services
-from studies import access
 from studies.access import Action
-from studies.management.commands._as_user import actor_from, add_as_argument, study_for
+from studies.management.commands._as_user import (
+    actor_from,
+    add_as_argument,
+    study_for,
+    usable_model,
+)
+from studies.management.commands._wait import add_wait_arguments, wait_until_finished
 
 
 class Command(BaseCommand):
@@ -28,19 +31,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--judge-prompt-file", help="llm_judge: a text file with the judge's instructions"
         )
-        parser.add_argument("--wait", action="store_true", help="poll until the run finishes")
-        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
+        add_wait_arguments(parser)
         add_as_argument(parser)
 
     def handle(self, *args, slug: str, model: str, **options) -> None:
         actor = actor_from(options)
         study = study_for(actor, slug, Action.EDIT)
-        registered = access.models_for(actor).filter(name=model).first()
-        if registered is None:
-            raise CommandError(
-                f"no model named '{model}' that {actor.get_username()} may use "
-                "(register it with register_model, or ask its owner to share it)"
-            )
+        registered = usable_model(actor, model)
         judge_prompt = None
         if options["judge_prompt_file"]:
             if options["scorer"] != RewardRun.Scorer.LLM_JUDGE:
@@ -69,18 +66,15 @@ class Command(BaseCommand):
         )
         if not options["wait"]:
             return
-        deadline = time.monotonic() + options["timeout"]
-        while True:
-            progress = selectors.run_progress(run)
-            self.stdout.write(
-                f"  {progress['done']}/{progress['total']} scored, {progress['failed']} failed, "
-                f"{progress['unparsed']} unparsed"
-            )
-            if progress["finished"]:
-                break
-            if time.monotonic() > deadline:
-                raise CommandError(f"run {run.pk} still running after {options['timeout']} s")
-            time.sleep(2)
+        wait_until_finished(
+            lambda: selectors.run_progress(run),
+            lambda p: (
+                f"  {p['done']}/{p['total']} scored, {p['failed']} failed, {p['unparsed']} unparsed"
+            ),
+            name=f"run {run.pk}",
+            timeout=options["timeout"],
+            write=self.stdout.write,
+        )
         run.refresh_from_db()
         if run.status != RewardRun.Status.DONE:
             raise CommandError(f"run {run.pk} ended {run.status}: {run.error}")

@@ -1,4 +1,4 @@
-"""What commands that create or change a study share: ``--as USER`` and its access check."""
+"""What commands that act for a researcher share: ``--as USER`` and its access checks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.http import Http404
 
 from studies import access
 from studies.access import Action
-from studies.models import Study
+from studies.models import LanguageModel, Study
 
 
 def add_as_argument(parser: CommandParser) -> None:
@@ -34,6 +34,18 @@ def actor_from(options: dict):
     if not user.is_active:
         raise CommandError(f"the account '{username}' is deactivated")
     return user
+
+
+def usable_model(user, name: str) -> LanguageModel:
+    """The registered model ``name`` that ``user`` may use, else a CommandError saying how to
+    get one."""
+    model = access.models_for(user).filter(name=name).first()
+    if model is None:
+        raise CommandError(
+            f"no model named '{name}' that {user.get_username()} may use "
+            "(register it with register_model, or ask its owner to share it)"
+        )
+    return model
 
 
 def study_for(user, slug: str, action: Action) -> Study:

@@ -1,17 +1,20 @@
 """Start a generation job for a study from the shell, optionally waiting for it to finish."""
 
-import time
-
 import yaml
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.dispatch import QueueUnavailable
-from studies import access
 from studies.access import Action
 from studies.errors import StudyStateError
 from studies.generation import selectors, services
-from studies.management.commands._as_user import actor_from, add_as_argument, study_for
+from studies.management.commands._as_user import (
+    actor_from,
+    add_as_argument,
+    study_for,
+    usable_model,
+)
+from studies.management.commands._wait import add_wait_arguments, wait_until_finished
 from studies.models import GenerationJob
 
 
@@ -45,19 +48,13 @@ class Command(BaseCommand):
             "--instructions",
             help="YAML/JSON file mapping response types to instructions (others keep defaults)",
         )
-        parser.add_argument("--wait", action="store_true", help="poll until the job finishes")
-        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
+        add_wait_arguments(parser, "job")
         add_as_argument(parser)
 
     def handle(self, *args, slug: str, model: str, **options) -> None:
         actor = actor_from(options)
         study = study_for(actor, slug, Action.EDIT)
-        registered = access.models_for(actor).filter(name=model).first()
-        if registered is None:
-            raise CommandError(
-                f"no model named '{model}' that {actor.get_username()} may use "
-                "(register it with register_model, or ask its owner to share it)"
-            )
+        registered = usable_model(actor, model)
         instructions = read_instructions(options["instructions"])
         try:
             job = services.start_generation_job(
@@ -74,17 +71,13 @@ class Command(BaseCommand):
         self.stdout.write(f"job {job.pk}: {job.items.count()} texts to write ({job.status})")
         if not options["wait"]:
             return
-        deadline = time.monotonic() + options["timeout"]
-        while True:
-            progress = selectors.job_progress(job)
-            self.stdout.write(
-                f"  {progress['done']}/{progress['total']} done, {progress['failed']} failed"
-            )
-            if progress["finished"]:
-                break
-            if time.monotonic() > deadline:
-                raise CommandError(f"job {job.pk} still running after {options['timeout']} s")
-            time.sleep(2)
+        wait_until_finished(
+            lambda: selectors.job_progress(job),
+            lambda p: f"  {p['done']}/{p['total']} done, {p['failed']} failed",
+            name=f"job {job.pk}",
+            timeout=options["timeout"],
+            write=self.stdout.write,
+        )
         job.refresh_from_db()
         if job.status != GenerationJob.Status.DONE:
             raise CommandError(f"job {job.pk} ended {job.status}: {job.error}")
