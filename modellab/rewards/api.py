@@ -36,7 +36,7 @@ class RewardRunInputSerializer(serializers.Serializer):
 
 class RewardProgressSerializer(serializers.Serializer):
     run = serializers.IntegerField()
-    status = serializers.ChoiceField(RewardRun.Status.values)
+    status = serializers.ChoiceField(RewardRun.Status.choices)
     error = serializers.CharField(allow_blank=True)
     total = serializers.IntegerField()
     done = serializers.IntegerField()
