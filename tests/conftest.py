@@ -80,7 +80,8 @@ def _load(path: Path) -> tuple[StudySpec, list]:
 
 @pytest.fixture(autouse=True, scope="session")
 def plain_http_settings():
-    """Tests speak plain HTTP to the test client and live server, with unhashed static files.
+    """Tests speak plain HTTP to the test client and live server, with unhashed static files
+    and a fast password hasher.
 
     Session scope and autouse put this before the live server starts, whose middleware
     reads these settings once.
@@ -94,6 +95,14 @@ def plain_http_settings():
             **settings.STORAGES,
             "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
         },
+        # The production hasher (PBKDF2, a million rounds) takes about a second per password on
+        # the test machines, and the tests create and log in hundreds of users. MD5 hashes in the
+        # tests only; the production hashers stay listed, so passwords that commands and workers
+        # the tests start hash the production way are still checked.
+        PASSWORD_HASHERS=[
+            "django.contrib.auth.hashers.MD5PasswordHasher",
+            *settings.PASSWORD_HASHERS,
+        ],
     )
     override.enable()
     yield

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from playwright.sync_api import Browser, expect
 
 from studies import analysis_jobs
@@ -183,7 +184,10 @@ def test_headline_then_charts_with_production_settings(
 ):
     study = make_study(target_participants=16)
     simulate_participants(study, 16, seed=5)
-    owner = get_user_model().objects.create_user("speed-owner", password="pw-speed-123")
+    # Hashed the production way: gunicorn checks it, without the tests' fast hasher.
+    owner = get_user_model().objects.create_user("speed-owner")
+    owner.password = make_password("pw-speed-123", hasher="pbkdf2_sha256")
+    owner.save(update_fields=["password"])
     StudyMembership.objects.create(study=study, user=owner, role="owner")
     analysis_jobs.compute(AnalysisResult.objects.create(study=study, inclusion="included").pk)
 
