@@ -1,6 +1,6 @@
 """classify_responses typed in a shell: plain files in, the rows plus label and rationale out;
 the judge through a registry model the user may use; every bad input an error that writes
-nothing."""
+nothing (the error cases run in-process: a shell per case only repeats Django's start-up)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ import os
 import shlex
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from studies.models import LanguageModel
 from tests.generation.chat_server import ChatServer
 from tests.modellab.classifiers.test_judge import Script, verdict
 
+# Transactional, so the commands' processes see the tests' rows; the in-process error cases
+# take plain rollback (a transactional test empties every table after it, a second or so).
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,6 +41,20 @@ def shell(line: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
+
+
+def refused(line: str, cwd: Path) -> str:
+    """``line`` (``python manage.py …``) run in-process from ``cwd``, where it must fail with a
+    CommandError (what a shell shows as an error without a traceback): the error's message."""
+    args = shlex.split(line.removeprefix("python manage.py "))
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with pytest.raises(CommandError) as error:
+            call_command(*args, stdout=StringIO(), stderr=StringIO())
+    finally:
+        os.chdir(before)
+    return str(error.value)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -114,8 +132,7 @@ def test_new_columns_can_be_named_when_the_input_has_a_label_column(tmp_path):
         "python manage.py classify_responses --input in.csv --prompt-column prompt "
         "--response-column response --classifier string_match --output out.csv"
     )
-    clash = shell(base, tmp_path)
-    assert clash.returncode != 0 and "the input already has 'label'" in clash.stderr
+    assert "the input already has 'label'" in refused(base, tmp_path)
     assert not (tmp_path / "out.csv").exists()
     named = shell(f"{base} --label-column string_match --rationale-column why", tmp_path)
     assert named.returncode == 0, named.stderr
@@ -134,12 +151,13 @@ def test_phrases_file_configures_string_match(tmp_path):
     assert result.returncode == 0, result.stderr
     assert read_csv(tmp_path / "out.csv")[0]["label"] == "full_refusal"
     (tmp_path / "bad.yaml").write_text("refusal: []\n")
-    bad = shell(
+    bad = refused(
         "python manage.py classify_responses --input in.csv --prompt-column p "
         "--response-column r --classifier string_match --phrases bad.yaml --output out2.csv",
         tmp_path,
     )
-    assert bad.returncode != 0 and "refusal phrases must not be empty" in bad.stderr
+    assert "refusal phrases must not be empty" in bad
+    assert not (tmp_path / "out2.csv").exists()
 
 
 @pytest.fixture
@@ -197,6 +215,7 @@ def test_llm_judge_through_a_registry_model_five_way_with_unparsed_counted(tmp_p
     assert "1 unparsed" in result.stdout
 
 
+@pytest.mark.django_db  # in-process only: no commit for a process to see
 def test_llm_judge_obeys_the_registry(tmp_path, researchers):
     ada, _ = researchers
     (tmp_path / "in.csv").write_text("prompt,response\nq,r\n")
@@ -218,12 +237,12 @@ def test_llm_judge_obeys_the_registry(tmp_path, researchers):
         ("--model private", "llm_judge needs --as USER"),
         ("--model private --as nobody", "no account named 'nobody'"),
     ]:
-        result = shell(f"{base} {extra}", tmp_path)
-        assert result.returncode != 0 and message in result.stderr, (extra, result.stderr)
-        assert "Traceback" not in result.stderr
+        error = refused(f"{base} {extra}", tmp_path)
+        assert message in error, (extra, error)
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.django_db  # in-process only: no commit for a process to see
 @pytest.mark.parametrize(
     "content, columns, message",
     [
@@ -245,17 +264,17 @@ def test_bad_csv_is_a_clear_error_and_writes_nothing(tmp_path, content, columns,
     (tmp_path / "in.csv").write_text(content, encoding="utf-8")
     (tmp_path / "out.csv").write_text("the previous output\n")
     columns = columns or "--prompt-column prompt --response-column response"
-    result = shell(
+    error = refused(
         f"python manage.py classify_responses --input in.csv {columns} "
         "--classifier string_match --output out.csv",
         tmp_path,
     )
-    assert result.returncode != 0
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert message in error, error
     assert (tmp_path / "out.csv").read_text() == "the previous output\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
 
 
+@pytest.mark.django_db  # in-process only: no commit for a process to see
 @pytest.mark.parametrize(
     "lines, message",
     [
@@ -269,15 +288,16 @@ def test_bad_csv_is_a_clear_error_and_writes_nothing(tmp_path, content, columns,
 )
 def test_bad_jsonl_is_a_clear_error_and_writes_nothing(tmp_path, lines, message):
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
-    result = shell(
+    error = refused(
         "python manage.py classify_responses --input in.jsonl --prompt-column p "
         "--response-column r --classifier string_match --output out.jsonl",
         tmp_path,
     )
-    assert result.returncode != 0 and message in result.stderr, result.stderr
+    assert message in error, error
     assert not (tmp_path / "out.jsonl").exists()
 
 
+@pytest.mark.django_db  # in-process only: no commit for a process to see
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -296,17 +316,17 @@ def test_bad_options_are_clear_errors(tmp_path, options, message):
     (tmp_path / "in.csv").write_text("prompt,response\nq,r\n")
     (tmp_path / "in.xlsx").write_text("prompt,response\nq,r\n")
     (tmp_path / "latin1.csv").write_bytes("prompt,response\nq,caf\u00e9\n".encode("latin-1"))
-    result = shell(
+    error = refused(
         f"python manage.py classify_responses {options} --prompt-column prompt "
         "--response-column response --classifier string_match",
         tmp_path,
     )
-    assert result.returncode != 0 and message in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
+    assert message in error, error
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out.txt").exists()
     assert (tmp_path / "in.csv").read_text() == "prompt,response\nq,r\n"
 
 
+@pytest.mark.django_db  # in-process only: no commit for a process to see
 def test_a_judge_prompt_file_without_its_placeholders_is_refused(tmp_path, researchers):
     ada, _ = researchers
     (tmp_path / "in.csv").write_text("prompt,response\nq,r\n")
@@ -317,12 +337,11 @@ def test_a_judge_prompt_file_without_its_placeholders_is_refused(tmp_path, resea
         backend_settings={"base_url": "http://127.0.0.1:9/v1", "model": "m"},
         owner=ada,
     )
-    result = shell(
+    error = refused(
         "python manage.py classify_responses --input in.csv --prompt-column prompt "
         "--response-column response --classifier llm_judge --model judge "
         f"--judge-prompt judge.txt --output out.csv --as {shlex.quote('ada')}",
         tmp_path,
     )
-    assert result.returncode != 0
-    assert "judge.txt: the judging prompt must contain {prompt}" in result.stderr
+    assert "judge.txt: the judging prompt must contain {prompt}" in error
     assert not (tmp_path / "out.csv").exists()

@@ -1,13 +1,16 @@
-"""run_false_refusal as a user types it (a real process, tasks inline), and its refusals."""
+"""run_false_refusal as a user types it (a real process, tasks inline), and its refusals
+(in-process, call_command: a process each would only repeat Django's start-up)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from modellab.models import FalseRefusalRun, PromptSet
@@ -94,6 +97,7 @@ def test_import_run_wait_and_rates(ada, bob, tmp_path):
     assert missing.returncode != 0 and "--as" in missing.stderr
 
 
+@pytest.mark.django_db  # in-process only: plain rollback, no table emptying after
 def test_bad_input_is_refused_and_writes_nothing(ada, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("ID,Request,Harmfulness\n1,,harmless\n", encoding="utf-8")
@@ -104,8 +108,16 @@ def test_bad_input_is_refused_and_writes_nothing(ada, tmp_path):
         shared=False,
         actor=ada,
     )
-    result = manage("run_false_refusal", "--input", str(bad), "--model", "private", "--as", "ada")
-    assert result.returncode != 0 and "line 2: the prompt (Request) is empty" in result.stderr
-    result = manage("run_false_refusal", "--input", str(bad), "--model", "ghost", "--as", "ada")
-    assert result.returncode != 0 and "no model named 'ghost'" in result.stderr
+    for model, message in [
+        ("private", "line 2: the prompt (Request) is empty"),
+        ("ghost", "no model named 'ghost'"),
+    ]:
+        with pytest.raises(CommandError) as error:
+            call_command(
+                "run_false_refusal",
+                *("--input", str(bad), "--model", model, "--as", "ada"),
+                stdout=StringIO(),
+                stderr=StringIO(),
+            )
+        assert message in str(error.value), str(error.value)
     assert not PromptSet.objects.exists() and not FalseRefusalRun.objects.exists()

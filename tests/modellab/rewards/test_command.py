@@ -1,4 +1,5 @@
-"""score_rewards typed in a shell (a subprocess, as a user types it)."""
+"""score_rewards typed in a shell (a subprocess, as a user types it); its error cases run
+in-process (call_command), where a process each would only repeat Django's start-up."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import json
 import os
 import subprocess
 import sys
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from modellab.models import RewardRun, RewardScore
 from studies.generation import services as generation_services
@@ -89,6 +92,7 @@ def test_score_rewards_with_a_judge_and_wait(owned_study, researcher, tmp_path):
         assert len(server.chat_requests) == sent
 
 
+@pytest.mark.django_db  # in-process only: plain rollback, no table emptying after
 def test_bad_options_are_clear_errors_that_change_nothing(owned_study, researcher):
     from django.contrib.auth import get_user_model
 
@@ -110,8 +114,9 @@ def test_bad_options_are_clear_errors_that_change_nothing(owned_study, researche
         (["--model", "remote", "--scorer", "magic", "--as", "rita"], "invalid choice"),
     ]
     for args, message in cases:
-        result = manage("score_rewards", owned_study.slug, *args, eager=False)
-        assert result.returncode != 0, args
-        assert message in result.stderr, (args, result.stderr)
-        assert "Traceback" not in result.stderr
+        with pytest.raises(CommandError) as error:
+            call_command(
+                "score_rewards", owned_study.slug, *args, stdout=StringIO(), stderr=StringIO()
+            )
+        assert message in str(error.value), (args, str(error.value))
     assert not RewardRun.objects.exists()
