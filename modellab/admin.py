@@ -1,12 +1,19 @@
-"""Read-mostly admin for the model lab's tables (writes go through the services)."""
+"""Read-only admin for the model lab's tables: every row is written by the part's services."""
 
-# --- model behaviour (read-only: runs and labels are written by modellab.behaviour.services)
-from django.contrib import admin  # noqa: E402
+from django.contrib import admin
 
-from modellab.models import ClassificationLabel, ClassificationRun  # noqa: E402
+from modellab.models import (
+    ClassificationLabel,
+    ClassificationRun,
+    FalseRefusalItem,
+    FalseRefusalRun,
+    PromptSet,
+    RewardRun,
+    RewardScore,
+)
 
 
-class _BehaviourReadOnly(admin.ModelAdmin):
+class _ReadOnly(admin.ModelAdmin):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
@@ -18,7 +25,7 @@ class _BehaviourReadOnly(admin.ModelAdmin):
 
 
 @admin.register(ClassificationRun)
-class ClassificationRunAdmin(_BehaviourReadOnly):
+class ClassificationRunAdmin(_ReadOnly):
     list_display = ("pk", "study", "classifier", "scheme", "judge_model", "status", "created_at")
     list_filter = ("classifier", "scheme", "status")
     search_fields = ("study__slug",)
@@ -26,30 +33,15 @@ class ClassificationRunAdmin(_BehaviourReadOnly):
 
 
 @admin.register(ClassificationLabel)
-class ClassificationLabelAdmin(_BehaviourReadOnly):
+class ClassificationLabelAdmin(_ReadOnly):
     list_display = ("pk", "run", "item", "label", "status", "attempts")
     list_filter = ("status", "label")
     list_select_related = ("run", "item")
     raw_id_fields = ("run", "item")
 
 
-# --- reward scoring (read-only: runs and scores are written by modellab.rewards.services)
-from modellab.models import RewardRun, RewardScore  # noqa: E402
-
-
-class _RewardsReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(RewardRun)
-class RewardRunAdmin(_RewardsReadOnly):
+class RewardRunAdmin(_ReadOnly):
     list_display = ("pk", "study", "model", "scorer", "status", "n_done", "n_total", "created_at")
     list_filter = ("scorer", "status")
     search_fields = ("study__slug", "model__name")
@@ -57,44 +49,29 @@ class RewardRunAdmin(_RewardsReadOnly):
 
 
 @admin.register(RewardScore)
-class RewardScoreAdmin(_RewardsReadOnly):
+class RewardScoreAdmin(_ReadOnly):
     list_display = ("pk", "run", "variant", "motivation", "status", "score", "attempts")
     list_filter = ("status",)
     list_select_related = ("run", "variant")
     raw_id_fields = ("run", "variant")
 
 
-# --- false refusal (read-only: sets, runs and items are written by modellab.false_refusal)
-from modellab.models import FalseRefusalItem, FalseRefusalRun, PromptSet  # noqa: E402
-
-
-class _FalseRefusalReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(PromptSet)
-class PromptSetAdmin(_FalseRefusalReadOnly):
+class PromptSetAdmin(_ReadOnly):
     list_display = ("pk", "name", "owner", "source_name", "row_count", "created_at")
     search_fields = ("name", "owner__username", "sha256")
     list_select_related = ("owner",)
 
 
 @admin.register(FalseRefusalRun)
-class FalseRefusalRunAdmin(_FalseRefusalReadOnly):
+class FalseRefusalRunAdmin(_ReadOnly):
     list_display = ("pk", "prompt_set", "classifier", "judge_model", "status", "created_by")
     list_filter = ("classifier", "status")
     list_select_related = ("prompt_set", "judge_model", "created_by")
 
 
 @admin.register(FalseRefusalItem)
-class FalseRefusalItemAdmin(_FalseRefusalReadOnly):
+class FalseRefusalItemAdmin(_ReadOnly):
     list_display = ("pk", "run", "model", "prompt", "status", "label", "attempts")
     list_filter = ("status", "label")
     list_select_related = ("run", "model", "prompt")

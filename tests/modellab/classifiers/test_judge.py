@@ -270,7 +270,6 @@ def test_parse_judgement_strictness():
 def test_a_local_transformers_model_as_judge_gives_unparsed_with_its_raw_text(tmp_path):
     """Any registry model can judge: a tiny random-weight local model answers noise, which is
     asked again once with the reason and then kept as unparsed, raw text included."""
-    pytest.importorskip("torch")
     from tests.generation.tiny_model import build_tiny_chat_model
 
     path = build_tiny_chat_model(tmp_path / "tiny")

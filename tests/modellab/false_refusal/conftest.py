@@ -29,8 +29,8 @@ def bob(db):
 
 
 def phtest_rows() -> list[dict[str, str]]:
-    if not PHTEST.exists():
-        pytest.skip(f"the PHTest data set is not at {PHTEST}")
+    # The project's shared data sits beside every checkout (CI included): missing is an error.
+    assert PHTEST.exists(), f"the PHTest data set is not at {PHTEST} (../shared/data/phtest/)"
     with PHTEST.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
 

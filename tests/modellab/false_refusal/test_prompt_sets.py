@@ -47,7 +47,7 @@ def test_phtest_sample_imports_with_provenance(ada, phtest_sample):
 
 
 def test_whole_phtest_file_imports(ada):
-    data = PHTEST.read_bytes() if PHTEST.exists() else pytest.skip("no PHTest file")
+    data = PHTEST.read_bytes()
     prompt_set = services.import_prompt_set(
         name="phtest", data=data, filename=PHTEST.name, mapping=PHTEST_MAPPING, actor=ada
     )
