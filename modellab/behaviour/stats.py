@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from statistics import NormalDist
+
+from modellab import proportions
 
 #: The category and framing value of the rows that pool every category (or framing).
 ALL = "(all)"
@@ -13,24 +14,10 @@ UNPARSED = "unparsed"
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of the proportion successes / n (NaN, NaN when n is 0).
-
-    Wilson rather than the normal approximation: shares near 0 or 1 (a model that never
-    chooses partial compliance) get an interval inside [0, 1] that is not of width zero.
-    """
-    if n < 0 or successes < 0 or successes > n:
-        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
-    if n == 0:
+    """Wilson score interval of successes / n; (NaN, NaN) for an empty cell (n = 0)."""
+    if n == 0 and successes == 0:
         return math.nan, math.nan
-    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # At p = 0 (or 1) the bound is exactly 0 (or 1); rounding would leave it a hair off.
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return low, high
+    return proportions.wilson_interval(successes, n, confidence)
 
 
 def distribution_rows(

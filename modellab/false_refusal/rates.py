@@ -15,10 +15,8 @@ therefore the number of *labelled* responses; ``unparsed`` says how many more th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from statistics import NormalDist
 
 from modellab.classifiers.labels import (
     FULL_COMPLIANCE,
@@ -27,29 +25,11 @@ from modellab.classifiers.labels import (
     UNPARSED,
     to_three_way,
 )
+from modellab.proportions import wilson_interval
 
 CONFIDENCE = 0.95
 # Groups PHTest uses come first, in its reporting order; any others follow alphabetically.
 KNOWN_GROUP_ORDER = ("harmless", "controversial")
-
-
-def wilson_interval(count: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The Wilson score interval of ``count`` successes out of ``n`` (n ≥ 1).
-
-    Same as statsmodels' ``proportion_confint(count, n, method="wilson")``; unlike the normal
-    approximation it stays inside [0, 1] and is not degenerate at 0 or n.
-    """
-    if n < 1:
-        raise ValueError("a Wilson interval needs at least one observation")
-    if not 0 <= count <= n:
-        raise ValueError(f"count must be between 0 and n ({n}), not {count}")
-    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
-    p = count / n
-    z2 = z * z
-    denominator = 1 + z2 / n
-    centre = (p + z2 / (2 * n)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
