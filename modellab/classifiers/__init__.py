@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from modellab.classifiers.base import Classification, Classifier, ClassifierInput
-from modellab.classifiers.labels import THREE_WAY, labels_of
+from modellab.classifiers.labels import SCHEMES, THREE_WAY
 
 if TYPE_CHECKING:
     from modellab.classifiers.string_match import Phrases
@@ -42,7 +42,8 @@ def build_classifier(
     """
     if name not in CLASSIFIERS:
         raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(CLASSIFIERS)}")
-    labels_of(scheme)  # ValueError naming the schemes
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
     if name == "string_match":
         if scheme != THREE_WAY:
             raise ValueError(

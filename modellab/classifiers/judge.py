@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from modellab.classifiers.base import Classification, ClassifierInput
@@ -252,58 +253,72 @@ class LLMJudge:
         return outcomes
 
     def classify(self, items: list[ClassifierInput]) -> list[Classification]:
-        first = [
-            {
-                "role": "user",
-                "content": fill_judge_prompt(
-                    self.prompt, prompt=item.prompt, response=item.response, scheme=self.scheme
-                ),
-            }
+        prompts = [
+            fill_judge_prompt(
+                self.prompt, prompt=item.prompt, response=item.response, scheme=self.scheme
+            )
             for item in items
         ]
-        conversations: list[tuple[dict[str, str], ...]] = [(message,) for message in first]
-        results: list[Classification | None] = [None] * len(items)
-        problems = [""] * len(items)
-        raws = [""] * len(items)
-        pending = list(range(len(items)))
-        for attempt in range(1, self.max_attempts + 1):
-            if not pending:
-                break
-            outcomes = self._ask([conversations[i] for i in pending])
-            failed = []
-            for index, outcome in zip(pending, outcomes, strict=True):
-                if not outcome.ok:
-                    problems[index] = f"the model call failed: {outcome.error}"
-                    failed.append(index)
-                    continue
-                raw = outcome.text or ""
-                raws[index] = raw
-                try:
-                    label, rationale = parse_judgement(raw, self.scheme)
-                except JudgementError as exc:
-                    problems[index] = str(exc)
-                    # Shown its own answer and the reason, the model can correct itself.
-                    conversations[index] = (
-                        first[index],
-                        {"role": "assistant", "content": raw},
-                        {"role": "user", "content": _correction(str(exc), self.scheme)},
-                    )
-                    failed.append(index)
-                    continue
-                results[index] = Classification(
-                    label=label, rationale=rationale, raw=raw, attempts=attempt
+        return ask_for_labels(
+            self._ask, prompts, scheme=self.scheme, max_attempts=self.max_attempts
+        )
+
+
+def ask_for_labels(
+    ask: Callable[[list[tuple[dict[str, str], ...]]], list[ChatOutcome]],
+    prompts: list[str],
+    *,
+    scheme: str,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> list[Classification]:
+    """One label of ``scheme`` per filled judging prompt, asked through ``ask`` (a batch of
+    conversations in, one outcome each out) and parsed strictly; only failed items are asked
+    again, shown their answer and the reason, and after ``max_attempts`` an item is
+    ``unparsed`` with its raw answer kept. Shared by every judge of the model lab."""
+    first = [{"role": "user", "content": prompt} for prompt in prompts]
+    conversations: list[tuple[dict[str, str], ...]] = [(message,) for message in first]
+    results: list[Classification | None] = [None] * len(prompts)
+    problems = [""] * len(prompts)
+    raws = [""] * len(prompts)
+    pending = list(range(len(prompts)))
+    for attempt in range(1, max_attempts + 1):
+        if not pending:
+            break
+        outcomes = ask([conversations[i] for i in pending])
+        failed = []
+        for index, outcome in zip(pending, outcomes, strict=True):
+            if not outcome.ok:
+                problems[index] = f"the model call failed: {outcome.error}"
+                failed.append(index)
+                continue
+            raw = outcome.text or ""
+            raws[index] = raw
+            try:
+                label, rationale = parse_judgement(raw, scheme)
+            except JudgementError as exc:
+                problems[index] = str(exc)
+                # Shown its own answer and the reason, the model can correct itself.
+                conversations[index] = (
+                    first[index],
+                    {"role": "assistant", "content": raw},
+                    {"role": "user", "content": _correction(str(exc), scheme)},
                 )
-            pending = failed
-        for index in pending:
+                failed.append(index)
+                continue
             results[index] = Classification(
-                label=UNPARSED,
-                rationale=(
-                    f"no readable answer after {self.max_attempts} attempt(s); "
-                    f"last problem: {problems[index]}"
-                ),
-                raw=raws[index],
-                attempts=self.max_attempts,
+                label=label, rationale=rationale, raw=raw, attempts=attempt
             )
-        done = [result for result in results if result is not None]
-        assert len(done) == len(items), "every item gets a label or unparsed"
-        return done
+        pending = failed
+    for index in pending:
+        results[index] = Classification(
+            label=UNPARSED,
+            rationale=(
+                f"no readable answer after {max_attempts} attempt(s); "
+                f"last problem: {problems[index]}"
+            ),
+            raw=raws[index],
+            attempts=max_attempts,
+        )
+    done = [result for result in results if result is not None]
+    assert len(done) == len(prompts), "every item gets a label or unparsed"
+    return done

@@ -8,7 +8,11 @@ full compliance, full refusal, partial refusal. Mapping five to three:
 - redirection, partial compliance → partial refusal
 - full compliance → full compliance
 
-``unparsed`` is not a label of either scheme: it marks an item whose judge answer could not
+Two more schemes label study material, not responses (modellab.material): ``intent`` (is a
+query read with a scenario benign, malicious or ambiguous?) and ``harmfulness`` (is a prompt
+harmless, controversial or harmful, PHTest's classes).
+
+``unparsed`` is not a label of any scheme: it marks an item whose judge answer could not
 be read after the last retry (raw answer kept); it is counted and reported, never dropped.
 """
 
@@ -19,6 +23,9 @@ from studies.domain import RESPONSE_TYPE_LABELS, RESPONSE_TYPES
 FIVE_WAY = "five_way"
 THREE_WAY = "three_way"
 SCHEMES: tuple[str, ...] = (THREE_WAY, FIVE_WAY)
+INTENT = "intent"
+HARMFULNESS = "harmfulness"
+MATERIAL_SCHEMES: tuple[str, ...] = (INTENT, HARMFULNESS)
 
 FULL_COMPLIANCE = "full_compliance"
 FULL_REFUSAL = "full_refusal"
@@ -26,12 +33,23 @@ PARTIAL_REFUSAL = "partial_refusal"
 THREE_WAY_LABELS: tuple[str, ...] = (FULL_COMPLIANCE, FULL_REFUSAL, PARTIAL_REFUSAL)
 FIVE_WAY_LABELS: tuple[str, ...] = RESPONSE_TYPES
 
+BENIGN, MALICIOUS, AMBIGUOUS = "benign", "malicious", "ambiguous"
+INTENT_LABELS: tuple[str, ...] = (BENIGN, MALICIOUS, AMBIGUOUS)
+HARMLESS, CONTROVERSIAL, HARMFUL = "harmless", "controversial", "harmful"
+HARMFULNESS_LABELS: tuple[str, ...] = (HARMLESS, CONTROVERSIAL, HARMFUL)
+
 UNPARSED = "unparsed"
 
 DISPLAY: dict[str, str] = {
     **RESPONSE_TYPE_LABELS,
     FULL_REFUSAL: "Full refusal",
     PARTIAL_REFUSAL: "Partial refusal",
+    BENIGN: "Benign",
+    MALICIOUS: "Malicious",
+    AMBIGUOUS: "Ambiguous",
+    HARMLESS: "Harmless",
+    CONTROVERSIAL: "Controversial",
+    HARMFUL: "Harmful",
     UNPARSED: "Unparsed",
 }
 
@@ -57,7 +75,13 @@ def labels_of(scheme: str) -> tuple[str, ...]:
         return THREE_WAY_LABELS
     if scheme == FIVE_WAY:
         return FIVE_WAY_LABELS
-    raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
+    if scheme == INTENT:
+        return INTENT_LABELS
+    if scheme == HARMFULNESS:
+        return HARMFULNESS_LABELS
+    raise ValueError(
+        f"scheme must be one of {', '.join((*SCHEMES, *MATERIAL_SCHEMES))}, not {scheme!r}"
+    )
 
 
 def to_three_way(label: str) -> str:
