@@ -2,5 +2,5 @@
 
 from modellab.models.behaviour import *  # noqa: F403
 from modellab.models.false_refusal import *  # noqa: F403
-from modellab.models.rewards import *  # noqa: F403
 from modellab.models.material import *  # noqa: F403
+from modellab.models.rewards import *  # noqa: F403

@@ -158,9 +158,7 @@ class PseudoHarmfulJob(MaterialJob):
     content = models.JSONField(default=dict, blank=True)
     targets = models.ManyToManyField(LanguageModel, related_name="pseudo_harmful_jobs")
     samples = models.PositiveIntegerField(default=1)  # k responses per target and candidate
-    refusal = models.CharField(
-        max_length=16, choices=Refusal.choices, default=Refusal.FULL_PARTIAL
-    )
+    refusal = models.CharField(max_length=16, choices=Refusal.choices, default=Refusal.FULL_PARTIAL)
     # How target responses are labelled (three-way): string_match or llm_judge.
     classifier = models.CharField(max_length=32, default="string_match")
     classifier_model = models.ForeignKey(
@@ -201,6 +199,9 @@ class PseudoHarmfulRound(MaterialRound):
         constraints = [
             models.UniqueConstraint(fields=["job", "number"], name="pseudo_harmful_round_once")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} round {self.number}"
 
 
 class PseudoHarmfulCandidate(MaterialCandidate):
@@ -324,6 +325,9 @@ class QueryScenarioRound(MaterialRound):
         constraints = [
             models.UniqueConstraint(fields=["job", "number"], name="query_scenario_round_once")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} round {self.number}"
 
 
 class QueryScenarioCandidate(MaterialCandidate):
