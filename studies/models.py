@@ -292,7 +292,13 @@ class LanguageModel(models.Model):
         DEFAULT = "default"
         GPU = "gpu"
 
+    class Kind(models.TextChoices):
+        CHAT = "chat", "Chat model"
+        # Turns texts into vectors (studies.generation.embeddings); never writes text.
+        EMBEDDING = "embedding", "Embedding model"
+
     name = models.SlugField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHAT)
     backend = models.CharField(max_length=16, choices=Backend.choices)
     # Backend settings (validated by studies.generation.backends); API keys are never stored,
     # only the name of the environment variable that holds one on the worker hosts.
