@@ -235,22 +235,7 @@ class LLMJudge:
         return self._backend
 
     def _ask(self, conversations: list[tuple[dict[str, str], ...]]) -> list[ChatOutcome]:
-        requests = [
-            ChatRequest(
-                messages=messages,
-                max_tokens=self.max_tokens,
-                temperature=0.0,
-                seed=self.model.seed,
-            )
-            for messages in conversations
-        ]
-        try:
-            outcomes = self.backend.generate(requests)
-            if len(outcomes) != len(requests):
-                raise RuntimeError(f"{len(outcomes)} answers to {len(requests)} requests")
-        except Exception as exc:  # the backend broke as a whole: every item's attempt failed
-            return [ChatOutcome(error=f"backend error: {exc}") for _ in requests]
-        return outcomes
+        return ask_at_zero(self.backend, self.model, conversations, max_tokens=self.max_tokens)
 
     def classify(self, items: list[ClassifierInput]) -> list[Classification]:
         prompts = [
@@ -262,6 +247,28 @@ class LLMJudge:
         return ask_for_labels(
             self._ask, prompts, scheme=self.scheme, max_attempts=self.max_attempts
         )
+
+
+def ask_at_zero(
+    backend: Backend,
+    model: LanguageModel,
+    conversations: list[tuple[dict[str, str], ...]],
+    *,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> list[ChatOutcome]:
+    """Each conversation answered by ``model`` at temperature 0; a backend that breaks as a
+    whole fails every item's attempt instead of raising."""
+    requests = [
+        ChatRequest(messages=messages, max_tokens=max_tokens, temperature=0.0, seed=model.seed)
+        for messages in conversations
+    ]
+    try:
+        outcomes = backend.generate(requests)
+        if len(outcomes) != len(requests):
+            raise RuntimeError(f"{len(outcomes)} answers to {len(requests)} requests")
+    except Exception as exc:  # the backend broke as a whole: every item's attempt failed
+        return [ChatOutcome(error=f"backend error: {exc}") for _ in requests]
+    return outcomes
 
 
 def ask_for_labels(

@@ -1,0 +1,1 @@
+"""What the generators of study material share: deduplication, reading answers, judges."""
