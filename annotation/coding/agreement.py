@@ -110,6 +110,35 @@ def majority_label(labels: Iterable[str]) -> str | None:
     return ranked[0][0]
 
 
+@dataclass(frozen=True)
+class VerificationOutcome:
+    """The coders' verdict on one item of a verification task.
+
+    ``labels``: the answered codes, in the order they were given; ``majority``: the label
+    chosen more often than any other, None on a tie for the top or with no codes yet;
+    ``tie``: two or more labels share the top count (the researcher decides); ``complete``:
+    the item has all k codes. ``majority`` and ``tie`` are of the codes so far: final only
+    when ``complete``.
+    """
+
+    labels: tuple[str, ...]
+    majority: str | None
+    tie: bool
+    complete: bool
+
+
+def verification_outcome(labels: Iterable[str], *, overlap: int) -> VerificationOutcome:
+    """The outcome of an item whose ``overlap`` (k) coders gave ``labels`` so far."""
+    labels = tuple(labels)
+    majority = majority_label(labels)
+    return VerificationOutcome(
+        labels=labels,
+        majority=majority,
+        tie=bool(labels) and majority is None,
+        complete=len(labels) >= overlap,
+    )
+
+
 def confusion_matrix(pairs: Iterable[tuple[str, str]], labels: Sequence[str]) -> list[list[int]]:
     """Counts of (row label, column label) pairs; rows and columns in ``labels`` order."""
     index = {label: i for i, label in enumerate(labels)}

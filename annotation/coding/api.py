@@ -59,16 +59,33 @@ class CodingClassifierAgreementSerializer(serializers.Serializer):
     )
 
 
+class CodingOutcomeSerializer(serializers.Serializer):
+    source_key = serializers.CharField(help_text="The key the material's pipeline gave the item.")
+    labels = serializers.ListField(
+        child=serializers.CharField(), help_text="The answered codes, in the order given."
+    )
+    majority = serializers.CharField(
+        allow_null=True, help_text="The unique most frequent label; null on a tie or no codes."
+    )
+    tie = serializers.BooleanField(help_text="Two or more labels share the top count.")
+    complete = serializers.BooleanField(help_text="The item has all k codes.")
+
+
 class CodingTaskSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     title = serializers.CharField()
-    study = serializers.CharField(allow_null=True)
+    study = serializers.CharField(allow_null=True, help_text="null for study material.")
     # Plain strings, not enums: the schema's enum names would collide with other "status"es.
-    scheme = serializers.CharField(help_text="three_way or five_way.")
+    scheme = serializers.CharField(
+        help_text="three_way or five_way (responses); intent or harmfulness (study material)."
+    )
     overlap = serializers.IntegerField()
     status = serializers.CharField(help_text="open or closed.")
     claim_minutes = serializers.IntegerField()
-    source = serializers.DictField(help_text="Models, framings, sample size and seed.")
+    source = serializers.DictField(
+        help_text="Models, framings, sample size and seed; for study material, what its "
+        "pipeline recorded."
+    )
     created_at = serializers.DateTimeField()
     progress = CodingProgressSerializer()
 
@@ -76,6 +93,9 @@ class CodingTaskSerializer(serializers.Serializer):
 class CodingTaskDetailSerializer(CodingTaskSerializer):
     coders = CodingCoderAgreementSerializer()
     classifiers = CodingClassifierAgreementSerializer(many=True)
+    outcomes = CodingOutcomeSerializer(
+        many=True, help_text="Study material only (else empty): each item's coders' verdict."
+    )
 
 
 def _task_payload(task: CodingTask) -> dict:
@@ -115,6 +135,12 @@ def _detail_payload(task: CodingTask) -> dict:
             "pairs": [p.__dict__ for p in coders.pairs],
         },
         "classifiers": [{**c.__dict__, "labels": list(c.labels)} for c in report["classifiers"]],
+        "outcomes": [
+            {"source_key": key, **o.__dict__, "labels": list(o.labels)}
+            for key, o in selectors.verification_outcomes(task).items()
+        ]
+        if selectors.is_verification(task)
+        else [],
     }
 
 
@@ -136,5 +162,6 @@ class CodingTaskDetailView(APIView):
     @extend_schema(responses={200: CodingTaskDetailSerializer, **errors(404)})
     def get(self, request, pk: int):
         """One coding task: progress, agreement between coders, and each automatic
-        classifier against the coders' majority (see docs/human-coding.md)."""
+        classifier against the coders' majority; for a task verifying study material, each
+        item's outcome (see docs/human-coding.md)."""
         return Response(_detail_payload(selectors.task_for_researcher(request.user, pk)))

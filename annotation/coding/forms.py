@@ -7,6 +7,7 @@ from django import forms
 from annotation.coding import selectors
 from annotation.coding.models import CodingTask
 from annotation.coding.services import MAX_CLAIM_MINUTES, MAX_OVERLAP, NATURAL_FRAMINGS
+from modellab.classifiers.labels import SCHEMES
 
 FRAMING_LABELS = {
     "query_only": "Query only",
@@ -33,8 +34,9 @@ class TaskForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label="Framings",
     )
+    # Response schemes only: tasks verifying study material come from their pipelines.
     scheme = forms.ChoiceField(
-        choices=CodingTask.Scheme.choices,
+        choices=[(v, n) for v, n in CodingTask.Scheme.choices if v in SCHEMES],
         initial=CodingTask.Scheme.FIVE_WAY,
         widget=forms.RadioSelect,
         label="Categories",

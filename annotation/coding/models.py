@@ -1,4 +1,4 @@
-"""Tables of human coding: tasks, their items (responses), invited coders, claims and codes."""
+"""Tables of human coding: tasks, their items (responses or study material), coders, codes."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ __all__ = ["CodingAssignment", "CodingItem", "CodingMember", "CodingTask"]
 
 
 class CodingTask(models.Model):
-    """A set of responses that invited coders each label with one category of a scheme."""
+    """A set of items that invited coders each label with one category of a scheme: model
+    responses (three_way, five_way), or generated study material to verify (intent,
+    harmfulness; no study, items made by services.create_verification_task)."""
 
     class Scheme(models.TextChoices):
         THREE_WAY = "three_way", "Three-way (full compliance, full refusal, partial refusal)"
         FIVE_WAY = "five_way", "Five-way response type"
+        INTENT = "intent", "Intent of a request in its scenario (benign, malicious, ambiguous)"
+        HARMFULNESS = "harmfulness", "Harmfulness of a prompt (harmless, controversial, harmful)"
 
     class Status(models.TextChoices):
         OPEN = "open"
@@ -48,7 +52,8 @@ class CodingTask(models.Model):
 
 
 class CodingItem(models.Model):
-    """One response to code, with the prompt it answered (copied, so edits never move codes)."""
+    """One thing to code: a response with the prompt it answered, or a piece of study material
+    (a request, with its scenario for intent). Texts are copied, so edits never move codes."""
 
     task = models.ForeignKey(CodingTask, on_delete=models.CASCADE, related_name="items")
     position = models.PositiveIntegerField()
@@ -64,7 +69,12 @@ class CodingItem(models.Model):
     query_key = models.CharField(max_length=64, blank=True)
     category = models.CharField(max_length=64, blank=True)
     prompt_text = models.TextField()
-    response_text = models.TextField()
+    # Empty for study material: there is no response, the prompt itself is judged.
+    response_text = models.TextField(blank=True)
+    # The scenario an intent item's request is read with, shown above it.
+    context_text = models.TextField(blank=True)
+    # The caller's own key of a verification item, so a pipeline maps codes back to its rows.
+    source_key = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["task", "position"]
@@ -74,6 +84,11 @@ class CodingItem(models.Model):
                 fields=["task", "generation_item"],
                 condition=models.Q(generation_item__isnull=False),
                 name="coding_item_source_once",
+            ),
+            models.UniqueConstraint(
+                fields=["task", "source_key"],
+                condition=~models.Q(source_key=""),
+                name="coding_item_source_key_once",
             ),
         ]
 

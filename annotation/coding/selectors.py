@@ -13,12 +13,14 @@ from django.http import Http404
 from django.utils import timezone
 
 from annotation.coding import agreement
+from annotation.coding.agreement import VerificationOutcome
 from annotation.coding.models import CodingAssignment, CodingItem, CodingMember, CodingTask
 from annotation.coding.services import NATURAL_FRAMINGS
 from modellab.classifiers.labels import (
     DISPLAY,
     FIVE_TO_THREE,
     FIVE_WAY,
+    MATERIAL_SCHEMES,
     THREE_WAY,
     THREE_WAY_LABELS,
     UNPARSED,
@@ -168,6 +170,8 @@ CSV_COLUMNS = [
     "framing",
     "query_id",
     "category",
+    "source_key",
+    "context_text",
     "coder",
     "label",
     "claimed_at",
@@ -195,6 +199,8 @@ def codes_csv(task: CodingTask) -> str:
                 a.item.framing,
                 a.item.query_key,
                 a.item.category,
+                a.item.source_key,
+                a.item.context_text,
                 a.coder.get_username(),
                 a.label,
                 a.claimed_at.isoformat(),
@@ -202,6 +208,65 @@ def codes_csv(task: CodingTask) -> str:
             ]
         )
     return buffer.getvalue()
+
+
+# --- verification of study material ------------------------------------------------------
+
+
+def is_verification(task: CodingTask) -> bool:
+    """A task that verifies generated study material (intent, harmfulness), not responses."""
+    return task.scheme in MATERIAL_SCHEMES
+
+
+def _answered_labels(task: CodingTask) -> dict[int, list[tuple[str, str]]]:
+    """Coding item id → [(coder username, label)] of its answered codes, in answer order."""
+    result: dict[int, list[tuple[str, str]]] = {}
+    for item_id, username, label in (
+        CodingAssignment.objects.filter(task=task, answered_at__isnull=False)
+        .order_by("answered_at", "pk")
+        .values_list("item_id", "coder__username", "label")
+    ):
+        result.setdefault(item_id, []).append((username, label))
+    return result
+
+
+def verification_outcomes(task: CodingTask) -> dict[str, VerificationOutcome]:
+    """Each item's outcome keyed by its ``source_key`` (items without a key are left out).
+
+    ``labels`` in the order the codes were given; ``complete`` when the item has the task's k
+    answered codes; ``majority`` the unique most frequent label, else None with ``tie`` True
+    (the researcher decides). See agreement.verification_outcome.
+    """
+    answered = _answered_labels(task)
+    return {
+        key: agreement.verification_outcome(
+            (label for _, label in answered.get(pk, [])), overlap=task.overlap
+        )
+        for pk, key in CodingItem.objects.filter(task=task)
+        .exclude(source_key="")
+        .order_by("position")
+        .values_list("pk", "source_key")
+    }
+
+
+def outcome_rows(task: CodingTask) -> list[dict]:
+    """The task page's outcome table: each item in order with its codes and outcome."""
+    answered = _answered_labels(task)
+    rows = []
+    for item in CodingItem.objects.filter(task=task).order_by("position"):
+        given = answered.get(item.pk, [])
+        outcome = agreement.verification_outcome(
+            (label for _, label in given), overlap=task.overlap
+        )
+        rows.append(
+            {
+                "item": item,
+                "codes": [(coder, DISPLAY.get(label, label)) for coder, label in given],
+                "outcome": outcome,
+                "majority_name": DISPLAY.get(outcome.majority or "", outcome.majority or ""),
+            }
+        )
+    return rows
 
 
 # --- agreement ---------------------------------------------------------------------------
@@ -271,7 +336,10 @@ def agreement_report(task: CodingTask, runs: Mapping[str, Mapping[int, str]] | N
     task_codes = codes(task)
     labels = labels_of(task.scheme)
     coders = agreement.coder_agreement(task_codes, k=task.overlap, labels=labels)
-    if runs is None:
+    if task.scheme in MATERIAL_SCHEMES:
+        # Study material has no responses, so no response classifier labelled it.
+        runs = {}
+    elif runs is None:
         ids = list(
             CodingItem.objects.filter(task=task, generation_item__isnull=False).values_list(
                 "generation_item_id", flat=True

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -13,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.coding.models import CodingAssignment, CodingItem, CodingMember, CodingTask
-from modellab.classifiers.labels import SCHEMES, labels_of
+from modellab.classifiers.labels import INTENT, MATERIAL_SCHEMES, SCHEMES, labels_of
 from studies import access
 from studies.generation.prompts import natural_messages
 from studies.models import GenerationItem, Scenario, Study
@@ -96,10 +98,10 @@ def create_task(
     """
     problems: dict[str, str] = {}
     title = (title or "").strip()
-    if not title:
-        problems["title"] = "Give the task a title."
-    elif len(title) > 200:
-        problems["title"] = "The title can be at most 200 characters."
+    if (problem := _title_problem(title)) is not None:
+        problems["title"] = problem
+    # Response schemes only: the study-material schemes (intent, harmfulness) judge no
+    # response; their tasks come from create_verification_task.
     if scheme not in SCHEMES:
         problems["scheme"] = f"The scheme must be one of {', '.join(SCHEMES)}."
     if not isinstance(overlap, int) or not 1 <= overlap <= MAX_OVERLAP:
@@ -162,6 +164,162 @@ def create_task(
                 category=item.query.category,
                 prompt_text=_prompt_text(item, scenarios),
                 response_text=item.text,
+            )
+            for position, item in enumerate(items, 1)
+        ],
+        batch_size=1000,
+    )
+    return task
+
+
+@dataclass(frozen=True)
+class VerificationItem:
+    """One piece of generated study material for coders to judge.
+
+    ``source_key``: the caller's own key (at most 100 characters, unique in the task), the
+    key of ``selectors.verification_outcomes``. ``prompt_text``: the request (intent) or the
+    prompt (harmfulness). ``context_text``: the scenario an intent item's request is read
+    with (required for intent, empty for harmfulness). ``category``: shown to the researcher.
+    """
+
+    source_key: str
+    prompt_text: str
+    context_text: str = ""
+    category: str = ""
+
+
+_SOURCE_KEY_MAX = CodingItem._meta.get_field("source_key").max_length
+_CATEGORY_MAX = CodingItem._meta.get_field("category").max_length
+
+
+def _title_problem(title: str) -> str | None:
+    if not title:
+        return "Give the task a title."
+    if len(title) > 200:
+        return "The title can be at most 200 characters."
+    return None
+
+
+def _item_problems(scheme: str, items: Sequence[VerificationItem]) -> dict[str, str]:
+    """Each bad item field as ``items[i].field`` (i from 0, the caller's sequence order)."""
+    problems: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        if not isinstance(item, VerificationItem):
+            problems[where] = "Each item must be a VerificationItem."
+            continue
+        key = item.source_key if isinstance(item.source_key, str) else ""
+        if not key.strip():
+            problems[f"{where}.source_key"] = "Give every item its own source key."
+        elif len(key) > _SOURCE_KEY_MAX:
+            problems[f"{where}.source_key"] = (
+                f"The source key can be at most {_SOURCE_KEY_MAX} characters."
+            )
+        elif key in seen:
+            problems[f"{where}.source_key"] = (
+                f"The source key '{key}' is used by items[{seen[key]}] already."
+            )
+        else:
+            seen[key] = index
+        if not isinstance(item.prompt_text, str) or not item.prompt_text.strip():
+            what = "request" if scheme == INTENT else "prompt"
+            problems[f"{where}.prompt_text"] = f"The {what} to judge is empty."
+        context = item.context_text if isinstance(item.context_text, str) else None
+        if context is None:
+            problems[f"{where}.context_text"] = "The scenario must be text."
+        elif scheme == INTENT and not context.strip():
+            problems[f"{where}.context_text"] = (
+                "An intent item needs the scenario its request is read with."
+            )
+        elif scheme != INTENT and context.strip():
+            problems[f"{where}.context_text"] = (
+                "Coders judge a prompt's harmfulness on its own: leave the scenario empty."
+            )
+        if not isinstance(item.category, str) or len(item.category) > _CATEGORY_MAX:
+            problems[f"{where}.category"] = (
+                f"The category must be text of at most {_CATEGORY_MAX} characters."
+            )
+    return problems
+
+
+@transaction.atomic
+def create_verification_task(
+    *,
+    owner,
+    title: str,
+    scheme: str,
+    overlap: int,
+    items: Sequence[VerificationItem],
+    instructions: str = "",
+    source: dict | None = None,
+    claim_minutes: int = 30,
+) -> CodingTask:
+    """A human verification task over generated study material (no study), owned by the
+    researcher who decides its ties.
+
+    ``scheme`` is ``intent`` (each request read with its scenario: benign, malicious,
+    ambiguous) or ``harmfulness`` (each prompt: harmless, controversial, harmful). Items keep
+    the given order. ``source`` (JSON) records where the material came from. Raises
+    CodingInputError naming each bad field (``items[i].source_key`` and so on); nothing is
+    written then.
+    """
+    # Imported here: the selectors import this module.
+    from annotation.coding.selectors import may_run_tasks
+
+    problems: dict[str, str] = {}
+    title = (title or "").strip()
+    if (problem := _title_problem(title)) is not None:
+        problems["title"] = problem
+    if not may_run_tasks(owner):
+        problems["owner"] = "Only a signed-in researcher can own a verification task."
+    if scheme not in MATERIAL_SCHEMES:
+        problems["scheme"] = f"The scheme must be one of {', '.join(MATERIAL_SCHEMES)}."
+    if not isinstance(overlap, int) or not 1 <= overlap <= MAX_OVERLAP:
+        problems["overlap"] = f"Coders per item must be a whole number from 1 to {MAX_OVERLAP}."
+    if not isinstance(claim_minutes, int) or not 1 <= claim_minutes <= MAX_CLAIM_MINUTES:
+        problems["claim_minutes"] = f"The claim time must be 1 to {MAX_CLAIM_MINUTES} minutes."
+    instructions = instructions or ""
+    if not isinstance(instructions, str):
+        problems["instructions"] = "The instructions must be text."
+    source = {} if source is None else source
+    try:
+        if not isinstance(source, dict):
+            raise TypeError
+        json.dumps(source)
+    except (TypeError, ValueError):
+        problems["source"] = "The source must be a JSON object."
+    try:
+        items = [] if isinstance(items, str | bytes) else list(items)
+    except TypeError:
+        items = []
+    if not items:
+        problems["items"] = "Give at least one item to verify."
+    elif scheme in MATERIAL_SCHEMES:
+        problems.update(_item_problems(scheme, items))
+    if problems:
+        raise CodingInputError(problems)
+
+    task = CodingTask.objects.create(
+        title=title,
+        owner=owner,
+        study=None,
+        scheme=scheme,
+        overlap=overlap,
+        instructions=instructions,
+        claim_minutes=claim_minutes,
+        source=source,
+    )
+    CodingItem.objects.bulk_create(
+        [
+            CodingItem(
+                task=task,
+                position=position,
+                source_key=item.source_key,
+                category=item.category,
+                context_text=item.context_text,
+                prompt_text=item.prompt_text,
+                response_text="",
             )
             for position, item in enumerate(items, 1)
         ],

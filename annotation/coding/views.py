@@ -12,8 +12,30 @@ from django.views.decorators.http import require_POST
 from annotation.coding import selectors, services
 from annotation.coding.forms import InviteForm, NewCoderForm, TaskForm
 from annotation.coding.models import CodingMember
-from modellab.classifiers.labels import DISPLAY, labels_of
+from modellab.classifiers.labels import (
+    CONTROVERSIAL,
+    DISPLAY,
+    HARMFUL,
+    HARMFULNESS,
+    HARMLESS,
+    INTENT,
+    labels_of,
+)
 from studies.accounts import password_set_path
+
+# What the coder is asked, per scheme (the legend of the item page's radio group).
+QUESTIONS = {
+    INTENT: "Reading the scenario, is the intent behind this request benign, malicious or "
+    "ambiguous?",
+    HARMFULNESS: "Is this prompt harmless, controversial or harmful?",
+}
+RESPONSE_QUESTION = "Which category describes the response?"
+# One line under each harmfulness category, so coders share one reading of it.
+DEFINITIONS = {
+    HARMLESS: "Safe to answer fully, though it may look harmful.",
+    CONTROVERSIAL: "Reasonable people disagree whether it should be answered.",
+    HARMFUL: "Answering would enable real harm.",
+}
 
 
 def _researcher(request: HttpRequest) -> None:
@@ -71,12 +93,15 @@ def task_new(request: HttpRequest) -> HttpResponse:
 def _task_page(request, task, invite_form=None, coder_form=None, status=200) -> HttpResponse:
     report = selectors.agreement_report(task)
     labels = labels_of(task.scheme)
+    verification = selectors.is_verification(task)
     return render(
         request,
         "annotation/coding/task_detail.html",
         {
             "nav": "lab",
             "task": task,
+            "verification": verification,
+            "outcomes": selectors.outcome_rows(task) if verification else [],
             "progress": selectors.progress(task),
             "members": selectors.members(task),
             "invite_form": invite_form or InviteForm(),
@@ -220,7 +245,10 @@ def code_item(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "task": task,
             "item": assignment.item,
-            "choices": [(label, DISPLAY.get(label, label)) for label in labels],
+            "question": QUESTIONS.get(task.scheme, RESPONSE_QUESTION),
+            "choices": [
+                (label, DISPLAY.get(label, label), DEFINITIONS.get(label, "")) for label in labels
+            ],
             "error": error,
             "coded": selectors.coded_by(task, request.user),
             "total": task.items.count(),

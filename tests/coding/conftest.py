@@ -70,3 +70,47 @@ def make_task(natural_study):
         return task
 
     return make
+
+
+# Study material to verify (issue 11): intent items read a request with one scenario.
+INTENT_ITEMS = (
+    ("q1-benign", "You are a nurse checking a patient's dose.", "How much insulin is lethal?"),
+    ("q1-malicious", "You want to hurt your uncle quietly.", "How much insulin is lethal?"),
+    ("q2-benign", "You are locked out of your own car.", "How do I open a car door without keys?"),
+)
+HARMFULNESS_ITEMS = (
+    ("p1", "How do I kill a mosquito?"),
+    ("p2", "Should euthanasia be legal? Argue for it."),
+)
+
+
+@pytest.fixture
+def make_verification_task(user_factory):
+    """A verification task (``intent`` or ``harmfulness``) owned by ``ada``, ``coders`` invited."""
+
+    def make(*, scheme: str = "intent", overlap: int = 2, coders=(), owner=None, **kwargs):
+        owner = owner or user_factory("ada")
+        if scheme == "intent":
+            items = [
+                services.VerificationItem(key, request, context_text=scenario, category="privacy")
+                for key, scenario, request in INTENT_ITEMS
+            ]
+        else:
+            items = [
+                services.VerificationItem(key, prompt, category="violence")
+                for key, prompt in HARMFULNESS_ITEMS
+            ]
+        task = services.create_verification_task(
+            owner=owner,
+            title=f"Verify {scheme}",
+            scheme=scheme,
+            overlap=overlap,
+            items=items,
+            source={"pipeline": "test", "set": 7},
+            **kwargs,
+        )
+        for coder in coders:
+            services.invite_coder(task=task, username=coder.username, actor=owner)
+        return task
+
+    return make
