@@ -15,10 +15,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
 
+from annotation.coding import selectors
 from annotation.coding.models import CodingAssignment, CodingItem, CodingTask
+from modellab.classifiers.labels import HARMFULNESS_LABELS, INTENT_LABELS
 from tests.browser.axe import violations
 from tests.browser.conftest import browser  # noqa: F401 - the Chromium fixture
-from tests.coding.conftest import PASSWORD
+from tests.coding.conftest import HARMFULNESS_ITEMS, INTENT_ITEMS, PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -41,9 +43,9 @@ def sign_in(page: Page, base_url: str, username: str) -> None:
     expect(page.get_by_role("heading", name="RefusalLab", exact=True)).to_be_visible()
 
 
-def choose_with_keyboard(page: Page, label: str) -> None:
+def choose_with_keyboard(page: Page, label: str, labels: tuple[str, ...] = LABELS) -> None:
     """Only keys: into the radio group, arrows to the category, Tab to the button, Enter."""
-    index = LABELS.index(label)
+    index = labels.index(label)
     page.locator("input[name=label]").first.focus()
     if index == 0:
         page.keyboard.press("Space")
@@ -210,3 +212,72 @@ def test_three_coders_code_a_task_and_the_results_match_independent_statistics(
     # An account made to code sees none of the researcher coding pages.
     assert page.goto(f"{base}/coding/").status == 404
     context.close()
+
+
+# Issue 11: the verdict each source key gets from the one coder of the material tasks below.
+VERDICTS = {"q1-benign": "benign", "q1-malicious": "malicious", "q2-benign": "ambiguous"}
+VERDICTS |= {"p1": "harmless", "p2": "controversial"}
+
+
+def test_a_coder_verifies_generated_material_with_the_keyboard_only(
+    browser: Browser,  # noqa: F811
+    make_verification_task,
+    user_factory,
+    live_server,
+):
+    """Intent (scenario above the request) on a desktop, harmfulness (prompt and definitions)
+    on a phone, both answered with keys only; the researcher's outcome table then shows them."""
+    ben = user_factory("ben")
+    intent = make_verification_task(scheme="intent", overlap=1, coders=[ben])
+    harm = make_verification_task(scheme="harmfulness", overlap=1, coders=[ben], owner=intent.owner)
+    base = live_server.url
+    keys = {scenario: key for key, scenario, _ in INTENT_ITEMS}
+    keys |= {prompt: key for key, prompt in HARMFULNESS_ITEMS}
+    requests = {key: request for key, _, request in INTENT_ITEMS}
+
+    for task, labels, viewport in (
+        (intent, INTENT_LABELS, {"width": 1280, "height": 900}),
+        (harm, HARMFULNESS_LABELS, {"width": 390, "height": 844}),
+    ):
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        sign_in(page, base, "ben")
+        page.goto(f"{base}/code/{task.pk}/")
+        seen = []
+        while page.locator("input[name=label]").count():
+            if task is intent:
+                expect(page.get_by_role("heading", name="Scenario")).to_be_visible()
+                key = keys[page.locator("#item-context").inner_text().strip()]
+                expect(page.locator("#item-prompt")).to_have_text(requests[key])
+                question = (
+                    "Reading the scenario, is the intent behind this request benign, "
+                    "malicious or ambiguous?"
+                )
+            else:
+                expect(page.get_by_role("heading", name="Scenario")).to_have_count(0)
+                key = keys[page.locator("#item-prompt").inner_text().strip()]
+                expect(page.get_by_text("Reasonable people disagree")).to_be_visible()
+                question = "Is this prompt harmless, controversial or harmful?"
+            expect(page.get_by_role("group", name=question)).to_be_visible()
+            if not seen:
+                assert violations(page) == []
+            seen.append(key)
+            choose_with_keyboard(page, VERDICTS[key], labels)
+        expect(page.get_by_role("heading", name="Nothing left for you to code")).to_be_visible()
+        assert sorted(seen) == sorted(task.items.values_list("source_key", flat=True))
+        context.close()
+
+    for task in (intent, harm):
+        outcomes = selectors.verification_outcomes(task)
+        assert {k: o.majority for k, o in outcomes.items()} == {k: VERDICTS[k] for k in outcomes}
+        assert all(o.complete and not o.tie for o in outcomes.values())
+
+    researcher = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(researcher, base, "ada")
+    researcher.goto(f"{base}/coding/{intent.pk}/")
+    expect(researcher.get_by_role("heading", name="Outcome per item")).to_be_visible()
+    for key in ("q1-benign", "q1-malicious", "q2-benign"):
+        cell = researcher.locator(f"#outcome-table tr[data-key='{key}'] [data-outcome]")
+        expect(cell).to_have_attribute("data-outcome", VERDICTS[key])
+    assert violations(researcher) == []
+    researcher.close()
