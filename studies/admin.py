@@ -14,6 +14,7 @@ from studies.access import Action
 from studies.errors import StudyStateError
 from studies.generation import services as generation_services
 from studies.generation.backends import validate_backend_settings
+from studies.generation.embeddings import validate_settings as validate_embedding_settings
 from studies.generation.hosts import HostNotAllowed, check_host_allowed
 from studies.models import (
     AuditEvent,
@@ -317,10 +318,17 @@ class ResponseVariantAdmin(OwnedStudyAdmin):
 class LanguageModelForm(forms.ModelForm):
     """Validated like the registry's service (settings, allowed hosts) before it is called."""
 
+    # Left out of a post: the model keeps its kind (a new one is a chat model).
+    kind = forms.ChoiceField(choices=LanguageModel.Kind.choices, required=False)
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data["kind"] or self.instance.kind or LanguageModel.Kind.CHAT
+
     class Meta:
         model = LanguageModel
         fields = (
             "name",
+            "kind",
             "backend",
             "backend_settings",
             "queue",
@@ -336,7 +344,12 @@ class LanguageModelForm(forms.ModelForm):
         if self.errors:
             return data
         try:
-            settings = validate_backend_settings(data["backend"], data["backend_settings"])
+            validate = (
+                validate_embedding_settings
+                if data["kind"] == LanguageModel.Kind.EMBEDDING
+                else validate_backend_settings
+            )
+            settings = validate(data["backend"], data["backend_settings"])
             if data["backend"] == LanguageModel.Backend.OPENAI:
                 check_host_allowed(settings["base_url"])
         except (ValueError, HostNotAllowed) as exc:
@@ -349,8 +362,17 @@ class LanguageModelAdmin(admin.ModelAdmin):
     """Saved through register_model, so an endpoint change is checked and audited."""
 
     form = LanguageModelForm
-    list_display = ("name", "backend", "queue", "owner", "shared", "temperature", "max_tokens")
-    list_filter = ("backend", "queue", "shared")
+    list_display = (
+        "name",
+        "kind",
+        "backend",
+        "queue",
+        "owner",
+        "shared",
+        "temperature",
+        "max_tokens",
+    )
+    list_filter = ("kind", "backend", "queue", "shared")
 
     def get_queryset(self, request):
         return access.models_for(request.user)
@@ -367,6 +389,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         model = generation_services.register_model(
             name=obj.name,
+            kind=data["kind"],
             backend=data["backend"],
             backend_settings=data["backend_settings"],
             queue=data["queue"],

@@ -6,14 +6,16 @@ import json
 
 from django import forms
 
-from studies import access
 from studies.domain import RESPONSE_TYPE_LABELS, RESPONSE_TYPES
 from studies.generation.prompts import DEFAULT_INSTRUCTIONS
+from studies.generation.selectors import chat_models_for
 from studies.models import GenerationJob, LanguageModel
 
 
 class GenerationJobForm(forms.Form):
-    model = forms.ModelChoiceField(LanguageModel.objects.all(), to_field_name="name")
+    model = forms.ModelChoiceField(
+        LanguageModel.objects.filter(kind=LanguageModel.Kind.CHAT), to_field_name="name"
+    )
     kind = forms.ChoiceField(choices=GenerationJob.Kind.choices, initial="strategy")
     mode = forms.ChoiceField(choices=GenerationJob.Mode.choices, initial="per_type")
     samples = forms.IntegerField(min_value=1, max_value=100, initial=1)
@@ -21,8 +23,8 @@ class GenerationJobForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         if user is not None:
-            # Only models the researcher may use: their own and shared ones.
-            self.fields["model"].queryset = access.models_for(user)
+            # Only chat models the researcher may use: their own and shared ones.
+            self.fields["model"].queryset = chat_models_for(user)
         # One editable instruction per response type, starting from the project's defaults.
         for response_type in RESPONSE_TYPES:
             self.fields[f"instruction_{response_type}"] = forms.CharField(
@@ -44,6 +46,15 @@ class GenerationJobForm(forms.Form):
 
 class LanguageModelForm(forms.Form):
     name = forms.SlugField(max_length=100)
+    kind = forms.ChoiceField(
+        choices=LanguageModel.Kind.choices,
+        initial=LanguageModel.Kind.CHAT,
+        # Left out (a script posting the older form): a new model is a chat model, a
+        # registered one keeps its kind.
+        required=False,
+        help_text="A chat model writes text; an embedding model turns texts into vectors "
+        "(near-duplicate detection) and is never offered where text must be written.",
+    )
     backend = forms.ChoiceField(choices=LanguageModel.Backend.choices)
     queue = forms.ChoiceField(choices=LanguageModel.Queue.choices)
     backend_settings = forms.CharField(
@@ -65,6 +76,7 @@ class LanguageModelForm(forms.Form):
         return cls(
             initial={
                 "name": model.name,
+                "kind": model.kind,
                 "backend": model.backend,
                 "queue": model.queue,
                 "backend_settings": json.dumps(model.backend_settings, indent=2),
@@ -74,6 +86,9 @@ class LanguageModelForm(forms.Form):
                 "shared": model.shared,
             }
         )
+
+    def clean_kind(self) -> str | None:
+        return self.cleaned_data["kind"] or None
 
     def clean_backend_settings(self) -> dict:
         try:

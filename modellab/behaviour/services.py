@@ -36,7 +36,12 @@ from modellab.classifiers.string_match import Phrases
 from modellab.models import ClassificationLabel, ClassificationRun
 from studies import access
 from studies.access import Action
-from studies.generation.services import batch_size_for, check_model_host, model_params
+from studies.generation.services import (
+    batch_size_for,
+    check_chat_model,
+    check_model_host,
+    model_params,
+)
 from studies.models import GenerationItem, LanguageModel, Study
 from studies.services import record_audit
 
@@ -102,6 +107,7 @@ def _validate(
         if actor is not None and not access.can_use_model(actor, judge_model):
             raise PermissionDenied(f"model '{judge_model.name}' is not shared with you")
         check_model_host(judge_model)
+        check_chat_model(judge_model)
     if not models:
         raise ValueError("choose at least one model whose natural responses to classify")
     available = set(models_with_natural_responses(study).values_list("pk", flat=True))

@@ -21,6 +21,7 @@ from modellab.classifiers.labels import FIVE_WAY, THREE_WAY
 from modellab.models import ClassificationRun
 from studies import access
 from studies.access import Action
+from studies.generation.selectors import chat_models_for
 from studies.models import Study
 from studies.views.common import study_for_request
 
@@ -88,7 +89,7 @@ class StartRunForm(forms.Form):
     def __init__(self, *args, study: Study, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["models"].queryset = services.models_with_natural_responses(study)
-        self.fields["judge_model"].queryset = access.models_for(user).order_by("name")
+        self.fields["judge_model"].queryset = chat_models_for(user).order_by("name")
 
     def clean(self) -> dict:
         data = super().clean()

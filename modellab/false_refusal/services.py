@@ -40,6 +40,7 @@ from studies.generation.backends import ChatOutcome, ChatRequest
 from studies.generation.services import (
     MAX_ATTEMPTS,
     batch_size_for,
+    check_chat_model,
     check_model_host,
     model_params,
 )
@@ -224,6 +225,7 @@ def start_false_refusal_run(
         if not access.can_use_model(actor, model):
             raise PermissionDenied(f"model '{model.name}' is not shared with you")
         check_model_host(model)
+        check_chat_model(model)
     prompt_ids = _chosen_prompts(prompt_set, limit, sample, seed)
     if not prompt_ids:
         raise ValueError("the prompt set has no prompts")
@@ -586,6 +588,7 @@ def retry_failed(*, run: FalseRefusalRun, actor: AbstractBaseUser) -> FalseRefus
         if not access.can_use_model(actor, model):
             raise PermissionDenied(f"model '{model.name}' is not shared with you")
         check_model_host(model)
+        check_chat_model(model)
     missing.update(
         status=FalseRefusalItem.Status.PENDING, attempts=0, error="", finished_at=None, batch=None
     )

@@ -17,7 +17,7 @@ from config.dispatch import QueueUnavailable
 from modellab.false_refusal import figures, selectors, services
 from modellab.false_refusal.prompt_file import PHTEST_MAPPING, PromptSetError
 from modellab.models import FalseRefusalRun, PromptSet
-from studies import access
+from studies.generation.selectors import chat_models_for
 
 RECENT = 20
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -91,7 +91,7 @@ class StartRunForm(forms.Form):
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["prompt_set"].queryset = selectors.prompt_sets_for(user)
-        usable = access.models_for(user).order_by("name")
+        usable = chat_models_for(user).order_by("name")
         self.fields["models"].queryset = usable
         self.fields["judge_model"].queryset = usable
 
@@ -127,7 +127,7 @@ def _page(request, *, import_form=None, start_form=None, status=200) -> HttpResp
         "runs": [{"run": r, "progress": selectors.run_progress(r)} for r in runs],
         "import_form": import_form or ImportForm(),
         "start_form": start_form or StartRunForm(user=user),
-        "has_models": access.models_for(user).exists(),
+        "has_models": chat_models_for(user).exists(),
     }
     return render(request, "modellab/false_refusal/page.html", context, status=status)
 

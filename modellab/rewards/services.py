@@ -27,7 +27,7 @@ from modellab.rewards import scorers
 from studies import access
 from studies.access import Action
 from studies.generation.backends import validate_backend_settings
-from studies.generation.services import check_model_host, model_params
+from studies.generation.services import check_chat_model, check_model_host, model_params
 from studies.models import LanguageModel, ResponseVariant, Scenario, Study
 from studies.services import record_audit
 
@@ -52,6 +52,7 @@ def _check_scorer(model: LanguageModel, scorer: str, judge_prompt: str | None) -
     """The judge prompt to store ("" for a reward model); ValueError says what is wrong."""
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, not {scorer!r}")
+    check_chat_model(model)
     if scorer == RewardRun.Scorer.REWARD_MODEL:
         if model.backend != LanguageModel.Backend.TRANSFORMERS:
             raise ValueError(

@@ -22,6 +22,7 @@ from studies import access
 from studies.access import Action
 from studies.analysis.figures import response_type_label
 from studies.domain import DEFAULT_INCLUSION, INCLUSION_RULES, RESPONSE_TYPES
+from studies.generation.selectors import chat_models_for
 from studies.models import LanguageModel, Study
 from studies.views.common import study_for_request
 
@@ -50,7 +51,7 @@ class RewardRunForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model"].queryset = access.models_for(user).order_by("name")
+        self.fields["model"].queryset = chat_models_for(user).order_by("name")
 
     def clean(self) -> dict:
         data = super().clean()

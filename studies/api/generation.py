@@ -12,14 +12,23 @@ from studies import access
 from studies.access import Action
 from studies.api.common import IsResearcher, errors, service_errors, study_for
 from studies.generation import selectors, services
+from studies.generation.services import check_chat_model
 from studies.models import GenerationJob, LanguageModel
 
 
 class UsableModelField(serializers.SlugRelatedField):
-    """A model by name, among those the caller may use (theirs and shared ones)."""
+    """A chat model by name, among those the caller may use (theirs and shared ones)."""
 
     def get_queryset(self):
         return access.models_for(self.context["request"].user)
+
+    def to_internal_value(self, data):
+        model = super().to_internal_value(data)
+        try:
+            check_chat_model(model)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return model
 
 
 class GenerationJobInputSerializer(serializers.Serializer):

@@ -27,6 +27,7 @@ class LanguageModelSerializer(serializers.ModelSerializer):
         model = LanguageModel
         fields = [
             "name",
+            "kind",
             "backend",
             "backend_settings",
             "queue",
@@ -54,7 +55,7 @@ class ModelListView(generics.ListAPIView):
     permission_classes = [IsResearcher]
     parser_classes = [JSONParser]
     serializer_class = LanguageModelSerializer
-    filterset_fields = ["backend", "queue", "shared"]
+    filterset_fields = ["kind", "backend", "queue", "shared"]
 
     def get_queryset(self):
         return access.models_for(self.request.user).select_related("owner").order_by("name")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from studies.models import GenerationItem, GenerationJob, Study
+from studies import access
+from studies.models import GenerationItem, GenerationJob, LanguageModel, Study
 
 FINISHED = (GenerationJob.Status.DONE, GenerationJob.Status.FAILED, GenerationJob.Status.CANCELLED)
 
@@ -43,3 +44,13 @@ def failed_items(job: GenerationJob, limit: int = 50) -> list[GenerationItem]:
         .select_related("query")
         .order_by("query__query_id")[:limit]
     )
+
+
+def chat_models_for(user) -> QuerySet[LanguageModel]:
+    """Models the user may use where a model writes text (generation, judges, targets)."""
+    return access.models_for(user).filter(kind=LanguageModel.Kind.CHAT)
+
+
+def embedding_models_for(user) -> QuerySet[LanguageModel]:
+    """Models the user may use to turn texts into vectors (near-duplicate detection)."""
+    return access.models_for(user).filter(kind=LanguageModel.Kind.EMBEDDING)

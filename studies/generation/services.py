@@ -20,6 +20,7 @@ from studies.domain import RESPONSE_TYPES
 from studies.errors import StudyStateError
 from studies.generation import prompts
 from studies.generation.backends import ChatOutcome, ChatRequest, validate_backend_settings
+from studies.generation.embeddings import validate_settings as validate_embedding_settings
 from studies.generation.hosts import check_host_allowed
 from studies.models import (
     AuditEvent,
@@ -55,12 +56,19 @@ def check_model_host(model: LanguageModel) -> None:
         check_host_allowed(base_url)
 
 
+def check_chat_model(model: LanguageModel) -> None:
+    """Refuse an embedding model where a model must write text (generation, judges, targets)."""
+    if model.kind == LanguageModel.Kind.EMBEDDING:
+        raise ValueError(f"'{model.name}' is an embedding model; choose a chat model")
+
+
 @transaction.atomic
 def register_model(
     *,
     name: str,
     backend: str,
     backend_settings: dict,
+    kind: str | None = None,
     queue: str = LanguageModel.Queue.DEFAULT,
     temperature: float = 0.7,
     max_tokens: int = 512,
@@ -73,8 +81,19 @@ def register_model(
     A new model belongs to ``actor``. Only its owner or a superuser may change it, and where
     its requests go (``base_url``, ``api_key_env``) only a superuser, with an audit row:
     otherwise anyone could send another researcher's API key to a host of their choosing.
+    ``kind`` (chat or embedding) decides which settings are valid; left out, a new model is a
+    chat model and a registered one keeps its kind.
     """
-    normalised = validate_backend_settings(backend, backend_settings)
+    if kind is None:
+        # Not given: a new model writes text, a registered one keeps its kind.
+        existing = LanguageModel.objects.filter(name=name).values_list("kind", flat=True).first()
+        kind = existing or LanguageModel.Kind.CHAT
+    if kind not in LanguageModel.Kind.values:
+        raise ValueError(f"kind must be one of {', '.join(LanguageModel.Kind.values)}, not {kind}")
+    if kind == LanguageModel.Kind.EMBEDDING:
+        normalised = validate_embedding_settings(backend, backend_settings)
+    else:
+        normalised = validate_backend_settings(backend, backend_settings)
     if queue not in LanguageModel.Queue.values:
         raise ValueError(f"queue must be one of {', '.join(LanguageModel.Queue.values)}")
     if not 0 <= temperature <= 2:
@@ -98,6 +117,7 @@ def register_model(
                 f"changing where model '{name}' sends its requests (base_url, api_key_env) "
                 "is for superusers only"
             )
+    model.kind = kind
     model.backend = backend
     model.backend_settings = normalised
     model.queue = queue
@@ -193,6 +213,7 @@ def start_generation_job(
     if actor is not None and not access.can_use_model(actor, model):
         raise PermissionDenied(f"model '{model.name}' is not shared with you")
     check_model_host(model)
+    check_chat_model(model)
     if not 1 <= samples <= 100:
         raise ValueError("samples must be between 1 and 100")
     if kind not in GenerationJob.Kind.values or mode not in GenerationJob.Mode.values:

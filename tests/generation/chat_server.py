@@ -1,4 +1,4 @@
-"""A scriptable loopback server speaking OpenAI chat completions, for backend and job tests.
+"""A scriptable loopback server speaking OpenAI chat completions (and embeddings), for tests.
 
 Usage::
 
@@ -12,12 +12,20 @@ Usage::
 Each POST to ``.../chat/completions`` takes the next queued ``Reply`` (or, once the queue is
 empty, the result of ``handler(request)`` if given, else the default answer). The default
 answer's content is ``"reply to: " + <last user message>``, with model echoed and usage
-counted in whitespace-separated words. Other paths get a 404 JSON error.
+counted in whitespace-separated words.
+
+Each POST to ``.../embeddings`` is recorded and answered the same way (queued ``Reply``, then
+``handler``, then the default): by default one vector per input, a hashed bag of its words
+(``bag_of_words_vector``), so near-identical texts get near-identical vectors and texts with
+no word in common get orthogonal ones (up to hash collisions in ``EMBEDDING_DIMS``).
+Other paths get a 404 JSON error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -86,6 +94,43 @@ def default_answer(body: Any) -> dict:
     }
 
 
+#: Length of the default embedding vectors.
+EMBEDDING_DIMS = 256
+_WORD_RE = re.compile(r"\w+")
+
+
+def bag_of_words_vector(text: str, dims: int = EMBEDDING_DIMS) -> list[float]:
+    """Word counts hashed into ``dims`` buckets (lower-cased words; a stable hash, so the same
+    text gets the same vector in every process). A text without words gets a vector of its
+    own (first bucket), never a zero vector."""
+    vector = [0.0] * dims
+    for word in _WORD_RE.findall(text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[1 + int.from_bytes(digest[:4], "big") % (dims - 1)] += 1.0
+    if not any(vector):
+        vector[0] = 1.0
+    return vector
+
+
+def default_embeddings(body: Any) -> dict:
+    """The ``/embeddings`` answer the server gives when nothing else is scripted."""
+    body = body if isinstance(body, dict) else {}
+    inputs = body.get("input")
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
+    return {
+        "object": "list",
+        "model": body.get("model"),
+        "data": [
+            {"object": "embedding", "index": i, "embedding": bag_of_words_vector(str(text))}
+            for i, text in enumerate(inputs)
+        ],
+        "usage": {
+            "prompt_tokens": sum(len(str(t).split()) for t in inputs),
+            "total_tokens": sum(len(str(t).split()) for t in inputs),
+        },
+    }
+
+
 class ChatServer:
     """Loopback chat-completions server in a background thread; use as a context manager.
 
@@ -126,6 +171,11 @@ class ChatServer:
     def chat_requests(self) -> list[RecordedRequest]:
         """Recorded requests that were POSTs to the chat-completions path."""
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def embedding_requests(self) -> list[RecordedRequest]:
+        """Recorded requests that were POSTs to the embeddings path."""
+        return [r for r in self.requests if r.path.endswith("/embeddings")]
 
     def __enter__(self) -> ChatServer:
         server = self
@@ -193,7 +243,10 @@ class ChatServer:
         return Reply()
 
     def _respond(self, request: BaseHTTPRequestHandler, recorded: RecordedRequest) -> None:
-        if recorded.method != "POST" or not recorded.path.endswith("/chat/completions"):
+        embeddings = recorded.path.endswith("/embeddings")
+        if recorded.method != "POST" or not (
+            embeddings or recorded.path.endswith("/chat/completions")
+        ):
             reply = Reply(status=404, json={"error": {"message": f"no route {recorded.path}"}})
         else:
             reply = self._next_reply(recorded)
@@ -206,8 +259,9 @@ class ChatServer:
         else:
             data = reply.json
             if data is None:
+                answer = default_embeddings if embeddings else default_answer
                 data = (
-                    default_answer(recorded.body)
+                    answer(recorded.body)
                     if reply.status == 200
                     else {"error": {"message": f"scripted status {reply.status}"}}
                 )

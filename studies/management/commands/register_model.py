@@ -1,4 +1,4 @@
-"""Register (or update) a model that generation jobs can use."""
+"""Register (or update) a model: a chat model for generation and judging, or an embedding model."""
 
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -23,12 +23,20 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 class Command(BaseCommand):
     help = (
-        "Register a model owned by USER: backend, its settings (--set KEY=VALUE), queue and "
-        "parameters; an existing model can be changed by its owner or a superuser only."
+        "Register a model owned by USER: its kind (chat or embedding), backend, its settings "
+        "(--set KEY=VALUE), queue and parameters; an existing model can be changed by its "
+        "owner or a superuser only."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
+        parser.add_argument(
+            "--kind",
+            choices=LanguageModel.Kind.values,
+            default=None,
+            help="chat (writes text; the default for a new model) or embedding (texts to "
+            "vectors, for near-duplicate detection); left out, a registered model keeps its kind",
+        )
         parser.add_argument("--backend", required=True, choices=LanguageModel.Backend.values)
         parser.add_argument("--queue", default="default", choices=LanguageModel.Queue.values)
         parser.add_argument(
@@ -63,6 +71,7 @@ class Command(BaseCommand):
         try:
             model = services.register_model(
                 name=options["name"],
+                kind=options["kind"],
                 backend=options["backend"],
                 backend_settings=settings,
                 queue=options["queue"],
@@ -74,4 +83,5 @@ class Command(BaseCommand):
             )
         except (ValueError, PermissionDenied) as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(f"{model.name}: {model.backend} on queue {model.queue}")
+        kind = " (embedding)" if model.kind == LanguageModel.Kind.EMBEDDING else ""
+        self.stdout.write(f"{model.name}: {model.backend}{kind} on queue {model.queue}")
