@@ -443,6 +443,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "modellab.rewards.tasks.fail_unstarted_reward_runs",
         "schedule": 300.0,
     },
+    # --- issue 11: query-scenarios ---
+    "fail-unstarted-query-scenario-jobs": {
+        "task": "modellab.query_scenarios.tasks.fail_unstarted_query_scenario_jobs",
+        "schedule": 300.0,
+    },
+    # --- end query-scenarios ---
     # Export files past their expiry are deleted; exports no worker took are failed.
     "expire-exports": {
         "task": "studies.tasks.expire_exports",

@@ -313,3 +313,89 @@ def set_study_status(
     if change is None:
         raise StudyStateError(f"study '{study.slug}' cannot be set to {status} directly")
     return change(study=study, actor=actor)
+
+
+# --- issue 11: H4 ---
+# Scenarios for a draft study's queries that have none (written by a query–scenario job, or
+# by hand): both motivation levels at once per query, never over scenarios it has.
+
+
+class ScenarioInputError(ValueError):
+    """Scenarios that cannot be added; ``problems`` names each query and what is wrong."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@transaction.atomic
+def add_scenarios(
+    *,
+    study: Study,
+    scenarios: dict[str, dict[str, str]],
+    actor: AbstractBaseUser,
+    source: str = "",
+) -> int:
+    """Write the scenario of every motivation level for each query (query id → {motivation:
+    text}) of a draft study the actor may edit; returns how many queries got scenarios.
+
+    PermissionDenied when the actor may not edit it, StudyStateError when it is not a draft,
+    ScenarioInputError listing every unknown query, query with scenarios already, missing or
+    unstorable text; nothing is written then. ``source`` goes into each query's metadata
+    (``scenario_source``) and the audit row.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    from studies import access
+    from studies.domain import MOTIVATION_LEVELS
+    from studies.text_checks import unstorable_character
+
+    if not access.can(actor, access.Action.EDIT, study):
+        raise PermissionDenied("you may not edit this study's stimuli")
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.status != Study.Status.DRAFT:
+        raise StudyStateError(
+            f"study '{study.slug}' is {study.status}; scenarios can be added to a draft only"
+        )
+    if not scenarios:
+        raise ScenarioInputError(["give the scenarios of at least one query"])
+    queries = {q.query_id: q for q in study.queries.filter(query_id__in=list(scenarios))}
+    having = set(
+        Scenario.objects.filter(query__in=queries.values()).values_list(
+            "query__query_id", flat=True
+        )
+    )
+    problems = []
+    for query_id, texts in scenarios.items():
+        if query_id not in queries:
+            problems.append(f"query {query_id}: the study has no such query")
+            continue
+        if query_id in having:
+            problems.append(f"query {query_id}: has scenarios already; they are not replaced")
+        for motivation in MOTIVATION_LEVELS:
+            text = (texts or {}).get(motivation)
+            if not isinstance(text, str) or not text.strip():
+                problems.append(f"query {query_id}: the {motivation} scenario is empty")
+            elif reason := unstorable_character(text):
+                problems.append(f"query {query_id}, {motivation} scenario: {reason}")
+    if problems:
+        raise ScenarioInputError(problems)
+    Scenario.objects.bulk_create(
+        [
+            Scenario(query=queries[query_id], motivation=m, text=texts[m].strip())
+            for query_id, texts in scenarios.items()
+            for m in MOTIVATION_LEVELS
+        ]
+    )
+    if source:
+        for query_id in scenarios:
+            query = queries[query_id]
+            query.metadata = {**(query.metadata or {}), "scenario_source": source}
+        Query.objects.bulk_update([queries[q] for q in scenarios], ["metadata"])
+    record_audit(
+        study=study, action="scenarios_added", actor=actor, queries=len(scenarios), source=source
+    )
+    return len(scenarios)
+
+
+# --- end H4 ---
