@@ -7,6 +7,8 @@ from modellab.behaviour import api as behaviour_api
 from modellab.behaviour import views as behaviour_views
 from modellab.false_refusal import api as frr_api
 from modellab.false_refusal import views as frr_views
+from modellab.pseudo_harmful import outcome_api as ph_outcome_api
+from modellab.pseudo_harmful import outcome_views as ph_outcome_views
 from modellab.rewards import api as rewards_api
 from modellab.rewards import views as rewards_views
 
@@ -136,4 +138,66 @@ urlpatterns: list = [
         name="api-false-refusal-run-resume",
     ),
     # end false refusal
+    # --- issue 11: pseudo-harmful outcome ---
+    path(
+        "lab/pseudo-harmful/<int:pk>/finalise/",
+        ph_outcome_views.finalise_page,
+        name="pseudo-harmful-finalise",
+    ),
+    path(
+        "lab/pseudo-harmful/<int:pk>/report/",
+        ph_outcome_views.report_page,
+        name="pseudo-harmful-report",
+    ),
+    path(
+        "lab/pseudo-harmful/<int:pk>/report.json",
+        ph_outcome_views.report_json,
+        name="pseudo-harmful-report-json",
+    ),
+    path(
+        "lab/pseudo-harmful/<int:pk>/export.csv",
+        ph_outcome_views.export_csv,
+        name="pseudo-harmful-export-csv",
+    ),
+    path(
+        "lab/pseudo-harmful/<int:pk>/export.jsonl",
+        ph_outcome_views.export_jsonl,
+        name="pseudo-harmful-export-jsonl",
+    ),
+    path(
+        "lab/pseudo-harmful/<int:pk>/measure/",
+        ph_outcome_views.measure,
+        name="pseudo-harmful-measure",
+    ),
+    path(
+        "lab/pseudo-harmful/<int:pk>/queries/",
+        ph_outcome_views.use_as_queries,
+        name="pseudo-harmful-queries",
+    ),
+    path(
+        "api/lab/pseudo-harmful/<int:pk>/finalise/",
+        ph_outcome_api.FinaliseView.as_view(),
+        name="api-pseudo-harmful-finalise",
+    ),
+    path(
+        "api/lab/pseudo-harmful/<int:pk>/report/",
+        ph_outcome_api.ReportView.as_view(),
+        name="api-pseudo-harmful-report",
+    ),
+    path(
+        "api/lab/pseudo-harmful/<int:pk>/export/",
+        ph_outcome_api.ExportView.as_view(),
+        name="api-pseudo-harmful-export",
+    ),
+    path(
+        "api/lab/pseudo-harmful/<int:pk>/measure/",
+        ph_outcome_api.MeasureView.as_view(),
+        name="api-pseudo-harmful-measure",
+    ),
+    path(
+        "api/lab/pseudo-harmful/<int:pk>/queries/",
+        ph_outcome_api.QueriesView.as_view(),
+        name="api-pseudo-harmful-queries",
+    ),
+    # --- end pseudo-harmful outcome ---
 ]

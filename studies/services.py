@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
+from studies import access
 from studies.domain import STUDY_EDITABLE_STATUSES
 from studies.errors import StudyStateError
 from studies.models import (
@@ -22,6 +24,7 @@ from studies.models import (
 )
 from studies.spec import BlockQuestionSpec, ScaleSpec, StudySpec, load_spec_data
 from studies.stimuli_file import StimuliFileError, StimulusRow, row_text_problems
+from studies.text_checks import unstorable_character
 
 # The statuses whose design and stimuli may change (the one definition is in studies.domain).
 EDITABLE_STATUSES = STUDY_EDITABLE_STATUSES
@@ -313,6 +316,127 @@ def set_study_status(
     if change is None:
         raise StudyStateError(f"study '{study.slug}' cannot be set to {status} directly")
     return change(study=study, actor=actor)
+
+
+# --- issue 11: H5 ---
+# Queries-only import: material from elsewhere (a pseudo-harmful prompt set, a list) becomes a
+# draft study's queries with no scenarios or responses yet; those are written next (scenarios
+# by a query–scenario job, responses by generation), and launch refuses until they exist.
+
+DRAFT_QUERY_LIMITS: dict[str, int] = {"query_id": 64, "category": 64, "topic": 200, "source": 200}
+
+
+@dataclass(frozen=True)
+class DraftQuery:
+    """One query to add to a draft study, without scenarios or responses."""
+
+    query_id: str
+    text: str
+    category: str
+    topic: str = ""
+    source: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+class DraftQueryError(ValueError):
+    """Rows that cannot become queries; ``problems`` names each one's row (from 1) and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def _draft_query_problems(rows: list[DraftQuery], existing: set[str]) -> list[str]:
+    problems: list[str] = []
+    first: dict[str, int] = {}
+    for number, row in enumerate(rows, 1):
+        at = f"row {number}"
+        if not isinstance(row, DraftQuery):
+            problems.append(f"{at}: must be a DraftQuery")
+            continue
+        cells = {
+            "query_id": row.query_id,
+            "text": row.text,
+            "category": row.category,
+            "topic": row.topic,
+            "source": row.source,
+        }
+        for name, value in cells.items():
+            if not isinstance(value, str):
+                problems.append(f"{at}: {name} must be text")
+            elif reason := unstorable_character(value):
+                problems.append(f"{at}, {name}: {reason}")
+            elif len(value.strip()) > DRAFT_QUERY_LIMITS.get(name, len(value) + 1):
+                problems.append(
+                    f"{at}: {name} is longer than {DRAFT_QUERY_LIMITS[name]} characters"
+                )
+        for name in ("query_id", "text", "category"):
+            if isinstance(cells[name], str) and not cells[name].strip():
+                problems.append(f"{at}: {name} is empty")
+        if not isinstance(row.metadata, dict):
+            problems.append(f"{at}: metadata must be an object")
+        query_id = row.query_id.strip() if isinstance(row.query_id, str) else ""
+        if query_id in existing:
+            problems.append(f"{at}: the study already has a query with id {query_id!r}")
+        elif query_id and query_id in first:
+            problems.append(
+                f"{at}: duplicate query id {query_id!r} (first in row {first[query_id]})"
+            )
+        elif query_id:
+            first[query_id] = number
+    return problems
+
+
+@transaction.atomic
+def import_draft_queries(
+    *, study: Study, rows: Sequence[DraftQuery], actor: AbstractBaseUser
+) -> list[Query]:
+    """Add queries without scenarios or responses to a draft study the actor may edit.
+
+    PermissionDenied when the actor may not edit the study, StudyStateError when it is not a
+    draft, DraftQueryError listing every bad row (empty or too long fields, an id used twice
+    or already in the study); nothing is written then. The new queries still need scenarios
+    (for a design with a motivation factor) and responses: launch refuses and names them.
+    """
+    if not access.can(actor, access.Action.EDIT, study):
+        raise PermissionDenied("you may not edit this study's queries")
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.status != Study.Status.DRAFT:
+        raise StudyStateError(
+            f"study '{study.slug}' is {study.status}; queries can be imported into a draft only"
+        )
+    rows = list(rows)
+    if not rows:
+        raise DraftQueryError(["give at least one query"])
+    existing = set(study.queries.values_list("query_id", flat=True))
+    problems = _draft_query_problems(rows, existing)
+    if problems:
+        raise DraftQueryError(problems)
+    queries = Query.objects.bulk_create(
+        [
+            Query(
+                study=study,
+                query_id=row.query_id.strip(),
+                text=row.text.strip(),
+                category=row.category.strip(),
+                topic=row.topic.strip(),
+                source=row.source.strip(),
+                metadata=dict(row.metadata),
+            )
+            for row in rows
+        ]
+    )
+    record_audit(
+        study=study,
+        action="draft_queries_imported",
+        actor=actor,
+        created=len(queries),
+        sources=sorted({row.source.strip() for row in rows if row.source.strip()}),
+    )
+    return queries
+
+
+# --- end H5 ---
 
 
 # --- issue 11: H4 ---
