@@ -201,3 +201,79 @@ urlpatterns: list = [
     ),
     # --- end pseudo-harmful outcome ---
 ]
+
+# --- issue 11: query-scenarios ---
+# A block of its own at the end, so parallel sections of this file do not touch each other.
+from modellab.query_scenarios import api as qs_api  # noqa: E402
+from modellab.query_scenarios import views as qs_views  # noqa: E402
+
+urlpatterns += [
+    path("lab/query-scenarios/", qs_views.query_scenarios_page, name="query-scenarios"),
+    path("lab/query-scenarios/<int:pk>/", qs_views.job_page, name="query-scenarios-job"),
+    path(
+        "lab/query-scenarios/<int:pk>/cancel/",
+        qs_views.cancel_job,
+        name="query-scenarios-cancel",
+    ),
+    path(
+        "lab/query-scenarios/<int:pk>/resume/",
+        qs_views.resume_job,
+        name="query-scenarios-resume",
+    ),
+    path(
+        "lab/query-scenarios/<int:pk>/finalise/",
+        qs_views.finalise_job,
+        name="query-scenarios-finalise",
+    ),
+    path(
+        "lab/query-scenarios/<int:pk>/add-to-study/",
+        qs_views.add_to_study,
+        name="query-scenarios-add",
+    ),
+    path(
+        "lab/query-scenarios/<int:pk>/stimuli.csv",
+        qs_views.stimuli_csv,
+        name="query-scenarios-csv",
+    ),
+    path(
+        "lab/query-scenarios/<int:pk>/stimuli.jsonl",
+        qs_views.stimuli_jsonl,
+        name="query-scenarios-jsonl",
+    ),
+    path(
+        "api/lab/query-scenarios/jobs/",
+        qs_api.JobListView.as_view(),
+        name="api-query-scenario-jobs",
+    ),
+    path(
+        "api/lab/query-scenarios/jobs/<int:pk>/",
+        qs_api.JobDetailView.as_view(),
+        name="api-query-scenario-job",
+    ),
+    path(
+        "api/lab/query-scenarios/jobs/<int:pk>/cancel/",
+        qs_api.JobCancelView.as_view(),
+        name="api-query-scenario-job-cancel",
+    ),
+    path(
+        "api/lab/query-scenarios/jobs/<int:pk>/resume/",
+        qs_api.JobResumeView.as_view(),
+        name="api-query-scenario-job-resume",
+    ),
+    path(
+        "api/lab/query-scenarios/jobs/<int:pk>/finalise/",
+        qs_api.JobFinaliseView.as_view(),
+        name="api-query-scenario-job-finalise",
+    ),
+    path(
+        "api/lab/query-scenarios/jobs/<int:pk>/add-to-study/",
+        qs_api.JobAddToStudyView.as_view(),
+        name="api-query-scenario-job-add",
+    ),
+    path(
+        "api/lab/query-scenarios/jobs/<int:pk>/candidates/",
+        qs_api.JobCandidatesView.as_view(),
+        name="api-query-scenario-candidates",
+    ),
+]
+# --- end query-scenarios ---
