@@ -40,10 +40,11 @@ from typing import Any
 class Reply:
     """One scripted response.
 
-    ``json``: the body to send as JSON; None means the default chat answer (for status 200)
-    or ``{"error": {"message": ...}}`` for other statuses. ``text``: a raw body sent instead
-    of JSON (e.g. malformed JSON). ``delay_s``: sleep before answering (to trip a client
-    timeout or to overlap requests). ``disconnect``: close the connection without answering.
+    ``json``: the body to send as JSON; None means the default answer of the path (chat or
+    embeddings, for status 200) or ``{"error": {"message": ...}}`` for other statuses.
+    ``text``: a raw body sent instead of JSON (e.g. malformed JSON). ``delay_s``: sleep
+    before answering (to trip a client timeout or to overlap requests). ``disconnect``: close
+    the connection without answering.
     """
 
     status: int = 200

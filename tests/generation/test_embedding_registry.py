@@ -227,3 +227,31 @@ def test_false_refusal_refuses_an_embedding_model(ada, models):
     html = api.get("/lab/false-refusal/").content.decode()
     # Models to test and the judge are offered by name (chat models only).
     assert html.count("chatty") == 2 and not re.search(r"\bemb\b", html)
+
+
+def test_model_lab_judges_and_scorers_refuse_an_embedding_model(ada, models, make_study):
+    from modellab.behaviour import services as behaviour_services
+    from modellab.behaviour.views import StartRunForm
+    from modellab.rewards import services as reward_services
+
+    chat, emb = models
+    study = make_study(launch=False)
+    StudyMembership.objects.create(study=study, user=ada, role="owner")
+    with pytest.raises(ValueError, match=EMBEDDING_MESSAGE):
+        behaviour_services.start_classification_run(
+            study=study,
+            classifier="llm_judge",
+            scheme="three_way",
+            models=[chat],
+            judge_model=emb,
+            actor=ada,
+        )
+    for scorer in ("llm_judge", "reward_model"):
+        with pytest.raises(ValueError, match=EMBEDDING_MESSAGE):
+            reward_services.start_reward_run(study=study, model=emb, scorer=scorer, actor=ada)
+    # The rewards page offers chat models only; so does the behaviour form's judge picker
+    # (its page shows the form only once the study has natural responses).
+    html = client_for(ada).get(f"/studies/{study.slug}/lab/rewards/").content.decode()
+    assert "chatty" in html and not re.search(r"\bemb\b", html)
+    form = StartRunForm(study=study, user=ada)
+    assert list(form.fields["judge_model"].queryset) == [chat]
