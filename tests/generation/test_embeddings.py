@@ -260,3 +260,12 @@ def test_missing_weights_are_a_clear_error(tmp_path):
     with pytest.raises(EmbeddingError, match="is not a directory on this worker") as info:
         embed_texts(local_model(tmp_path / "nowhere"), TEXTS[:1])
     assert not info.value.retryable
+
+
+def test_half_precision_weights_still_give_unit_vectors(encoder_dir):
+    """bfloat16 (the GPU default) is pooled in float32, so lengths and order hold."""
+    full = embed_texts(local_model(encoder_dir), TEXTS[:3])
+    half = embed_texts(local_model(encoder_dir, dtype="bfloat16"), TEXTS[:3])
+    assert all(math.isclose(float(np.linalg.norm(v)), 1.0, rel_tol=1e-9) for v in half)
+    for a, b in zip(full, half, strict=True):
+        assert float(np.dot(a, b)) > 0.99
