@@ -277,3 +277,37 @@ urlpatterns += [
     ),
 ]
 # --- end query-scenarios ---
+
+# --- issue 11: pseudo-harmful ---
+# A block of its own at the end, so parallel sections of this file do not touch each other.
+from modellab.pseudo_harmful import api as ph_api  # noqa: E402
+from modellab.pseudo_harmful import views as ph_views  # noqa: E402
+
+urlpatterns += [
+    path("lab/pseudo-harmful/", ph_views.job_list, name="pseudo-harmful"),
+    path("lab/pseudo-harmful/<int:pk>/", ph_views.job_page, name="pseudo-harmful-job"),
+    path("lab/pseudo-harmful/<int:pk>/cancel/", ph_views.cancel, name="pseudo-harmful-cancel"),
+    path("lab/pseudo-harmful/<int:pk>/resume/", ph_views.resume, name="pseudo-harmful-resume"),
+    path("api/lab/pseudo-harmful/", ph_api.JobListView.as_view(), name="api-pseudo-harmful-jobs"),
+    path(
+        "api/lab/pseudo-harmful/<int:pk>/",
+        ph_api.JobDetailView.as_view(),
+        name="api-pseudo-harmful-job",
+    ),
+    path(
+        "api/lab/pseudo-harmful/<int:pk>/cancel/",
+        ph_api.JobCancelView.as_view(),
+        name="api-pseudo-harmful-cancel",
+    ),
+    path(
+        "api/lab/pseudo-harmful/<int:pk>/resume/",
+        ph_api.JobResumeView.as_view(),
+        name="api-pseudo-harmful-resume",
+    ),
+    path(
+        "api/lab/pseudo-harmful/<int:pk>/candidates/",
+        ph_api.CandidateListView.as_view(),
+        name="api-pseudo-harmful-candidates",
+    ),
+]
+# --- end pseudo-harmful ---
