@@ -1030,7 +1030,8 @@ def add_to_study(*, job: QueryScenarioJob, study: Study, actor: AbstractBaseUser
     from studies.stimuli_file import parse_stimuli
 
     _check_owner(job, actor)
-    access.require(actor, Action.EDIT, study)
+    if not access.can(actor, Action.EDIT, study):
+        raise PermissionDenied(f"you may not change the stimuli of study '{study.slug}'")
     job = QueryScenarioJob.objects.select_for_update().get(pk=job.pk)
     if job.status != Status.DONE:
         raise AddToStudyRefused(f"the job is {job.status}; finalise it first")

@@ -80,12 +80,18 @@ def last_user(request: RecordedRequest) -> str:
     return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
 
 
+def first_user(request: RecordedRequest) -> str:
+    messages = (request.body or {}).get("messages") or []
+    return next((m["content"] for m in messages if m["role"] == "user"), "")
+
+
 def is_generator(request: RecordedRequest) -> bool:
-    return "new instances" in last_user(request)
+    """A generator request (a first ask or a correction after an unreadable answer)."""
+    return "new instances" in first_user(request)
 
 
 def is_judge(request: RecordedRequest) -> bool:
-    return "<scenario>" in last_user(request)
+    return "<scenario>" in first_user(request)
 
 
 class Script:
@@ -103,7 +109,7 @@ class Script:
             answer = self.rounds.pop(0) if self.rounds else []
             return Reply(json=chat(json.dumps(answer)))
         if is_judge(request):
-            scenario = re.search(r"<scenario>\n(.*?)\n</scenario>", last_user(request), re.S)[1]
+            scenario = re.search(r"<scenario>\n(.*?)\n</scenario>", first_user(request), re.S)[1]
             label = (
                 "ambiguous"
                 if "unclear" in scenario
