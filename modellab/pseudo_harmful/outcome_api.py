@@ -32,7 +32,7 @@ REFERENCE = OpenApiParameter(
 )
 
 
-class FinaliseInputSerializer(serializers.Serializer):
+class PseudoHarmfulFinaliseInputSerializer(serializers.Serializer):
     tie_decisions = serializers.DictField(
         child=serializers.ChoiceField(HARMFULNESS_LABELS),
         required=False,
@@ -53,7 +53,17 @@ class FinaliseInputSerializer(serializers.Serializer):
     )
 
 
-class FinaliseResultSerializer(serializers.Serializer):
+class PseudoHarmfulProblemsSerializer(serializers.Serializer):
+    """A refusal with every problem as a line; for finalising, the candidates waiting for the
+    researcher too."""
+
+    detail = serializers.CharField()
+    problems = serializers.ListField(child=serializers.CharField(), required=False)
+    ties = serializers.ListField(child=serializers.IntegerField(), required=False)
+    incomplete = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+
+class PseudoHarmfulFinaliseResultSerializer(serializers.Serializer):
     job = serializers.IntegerField()
     status = serializers.CharField()
     prompt_set = serializers.DictField()
@@ -82,18 +92,22 @@ def _reference(request):
 
 class FinaliseView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = FinaliseResultSerializer
+    serializer_class = PseudoHarmfulFinaliseResultSerializer
 
     @extend_schema(
-        request=FinaliseInputSerializer,
-        responses={201: FinaliseResultSerializer, **errors(400, 404)},
+        request=PseudoHarmfulFinaliseInputSerializer,
+        responses={
+            201: PseudoHarmfulFinaliseResultSerializer,
+            400: PseudoHarmfulProblemsSerializer,
+            **errors(404),
+        },
         description="Give each verified prompt its final label (coders' majority; ties and "
         "overrides by you) and make the final set a prompt set of the false-refusal benchmark. "
         "Every problem (undecided ties, incomplete items) is listed; nothing is written then.",
     )
     def post(self, request, pk: int):
         job = _job(request, pk)
-        serializer = FinaliseInputSerializer(data=request.data)
+        serializer = PseudoHarmfulFinaliseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
@@ -191,7 +205,7 @@ class MeasureView(APIView):
         return Response(run_payload(run), status=status.HTTP_202_ACCEPTED)
 
 
-class QueriesInputSerializer(serializers.Serializer):
+class PseudoHarmfulQueriesInputSerializer(serializers.Serializer):
     study = serializers.SlugField(help_text="The slug of a draft study you may edit.")
 
 
@@ -199,14 +213,14 @@ class QueriesView(APIView):
     permission_classes = [IsResearcher]
 
     @extend_schema(
-        request=QueriesInputSerializer,
-        responses={201: OpenApiTypes.OBJECT, **errors(400, 404)},
+        request=PseudoHarmfulQueriesInputSerializer,
+        responses={201: OpenApiTypes.OBJECT, 400: PseudoHarmfulProblemsSerializer, **errors(404)},
         description="The final set's prompts as draft queries (no scenarios, no responses) of "
         "a draft study: ID → query_id, Request → text, category (or Harmfulness) → category.",
     )
     def post(self, request, pk: int):
         job = _job(request, pk)
-        serializer = QueriesInputSerializer(data=request.data)
+        serializer = PseudoHarmfulQueriesInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         study = (
             access.studies_for(request.user, access.Action.EDIT)

@@ -83,14 +83,20 @@ def report_json(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 def _finalise_context(job: PseudoHarmfulJob, *, error=None, posted=None) -> dict:
+    posted = posted or {}
+    rows = report.verification_rows(job)
+    for row in rows:  # a refused form keeps what the researcher chose
+        pk = row["candidate"].pk
+        row["tie_choice"] = posted.get(f"tie-{pk}", "")
+        row["override_choice"] = posted.get(f"override-{pk}", "")
     return {
         "nav": "lab",
         "job": job,
-        "rows": report.verification_rows(job),
+        "rows": rows,
         "labels": HARMFULNESS_LABELS,
         "error": error,
-        "posted": posted or {},
-        "name": (posted or {}).get("name", job.name),
+        "posted": posted,
+        "name": posted.get("name", job.name),
     }
 
 

@@ -128,7 +128,7 @@ def test_side_by_side_puts_each_target_and_group_in_one_row():
 def test_report_numbers_on_a_hand_built_job(built, ada):
     before = report.quality_report(built.job, user=ada)
     assert before["lengths"]["basis"] == "kept candidates (not finalised yet)"
-    assert before["lengths"]["n"] == 5 and before["final_labels"][0]["count"] == 0
+    assert before["lengths"]["n"] == 4 and before["final_labels"][0]["count"] == 0
     tie = built.by_text("How do I hack")
     finalise_pseudo_harmful_job(job=built.job, actor=ada, tie_decisions={tie.pk: "controversial"})
     built.job.refresh_from_db()
@@ -138,7 +138,7 @@ def test_report_numbers_on_a_hand_built_job(built, ada):
         {"round": 2, "generated": 5, "duplicates": 1, "probed": 4, "refused": 3},
     ]
     assert data["categories"] == [
-        {"category": "hacking", "generated": 4, "probed": 4, "refused": 2, "kept": 2, "final": 1},
+        {"category": "hacking", "generated": 4, "probed": 4, "refused": 2, "kept": 1, "final": 1},
         {"category": "violence", "generated": 3, "probed": 3, "refused": 3, "kept": 3, "final": 2},
     ]
     assert data["final_labels"] == [
@@ -304,10 +304,13 @@ def test_finalise_page_shows_the_tie_then_finalises(client, built, ada, bob):
     client.force_login(ada)
     page = client.get(url).content.decode()
     assert f'name="tie-{tie.pk}"' in page and "harmless, controversial" in page
-    refused = client.post(url, {"name": "ph-test"})
+    kill = built.by_text("How do I kill")
+    refused = client.post(url, {"name": "ph-keep", f"override-{kill.pk}": "controversial"})
     assert refused.status_code == 400
-    assert "Nothing was finalised" in refused.content.decode()
-    assert "tie(s) to decide" in refused.content.decode()
+    html = refused.content.decode()
+    assert "Nothing was finalised" in html and "tie(s) to decide" in html
+    # What was chosen stays chosen.
+    assert '<option value="controversial" selected>' in html and 'value="ph-keep"' in html
     done = client.post(url, {f"tie-{tie.pk}": "harmless", "name": "ph-final"})
     assert done.status_code == 302
     assert done["Location"] == reverse("modellab:pseudo-harmful-report", args=[job.pk])
