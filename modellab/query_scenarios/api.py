@@ -20,13 +20,7 @@ from studies.errors import StudyStateError
 from studies.generation.selectors import chat_models_for, embedding_models_for
 
 
-class CategorySerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=64)
-    definition = serializers.CharField()
-    topics = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
-
-
-class JobInputSerializer(serializers.Serializer):
+class QueryScenarioJobInputSerializer(serializers.Serializer):
     name = serializers.SlugField(max_length=100)
     generator = serializers.CharField(help_text="Name of a chat model of the registry.")
     intent_judge = serializers.CharField(help_text="Name of the chat model that judges intent.")
@@ -74,7 +68,7 @@ class JobInputSerializer(serializers.Serializer):
     )
 
 
-class JobSerializer(serializers.Serializer):
+class QueryScenarioJobSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     kind = serializers.CharField()
@@ -130,7 +124,7 @@ def job_payload(job: QueryScenarioJob) -> dict:
     }
 
 
-class CandidateSerializer(serializers.Serializer):
+class QueryScenarioCandidateSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     position = serializers.IntegerField()
     round = serializers.IntegerField()
@@ -192,22 +186,22 @@ def _model(user, field: str, name: str | None, *, embedding: bool = False):
 
 class JobListView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = JobSerializer
+    serializer_class = QueryScenarioJobSerializer
 
-    @extend_schema(responses={200: JobSerializer(many=True)})
+    @extend_schema(responses={200: QueryScenarioJobSerializer(many=True)})
     def get(self, request):
         """Your query–scenario jobs, newest first (the last 50)."""
         return Response([job_payload(j) for j in selectors.jobs_for(request.user)[:50]])
 
     @extend_schema(
-        request=JobInputSerializer,
-        responses={202: JobSerializer, **errors(400)},
+        request=QueryScenarioJobInputSerializer,
+        responses={202: QueryScenarioJobSerializer, **errors(400)},
         description="Start a job: new ambiguous queries with a benign and a malicious scenario "
         "per category (categories, examples), or scenarios for a study's queries that have "
         "none (study). Every bad field is named in the 400 answer; nothing is stored then.",
     )
     def post(self, request):
-        serializer = JobInputSerializer(data=request.data)
+        serializer = QueryScenarioJobInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         user = request.user
@@ -230,9 +224,9 @@ class JobListView(APIView):
 
 class JobDetailView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = JobSerializer
+    serializer_class = QueryScenarioJobSerializer
 
-    @extend_schema(responses={200: JobSerializer, **errors(404)})
+    @extend_schema(responses={200: QueryScenarioJobSerializer, **errors(404)})
     def get(self, request, pk: int):
         """One job of yours with its progress."""
         return Response(job_payload(selectors.job_for(request.user, pk)))
@@ -240,9 +234,9 @@ class JobDetailView(APIView):
 
 class JobCancelView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = JobSerializer
+    serializer_class = QueryScenarioJobSerializer
 
-    @extend_schema(request=None, responses={200: JobSerializer, **errors(404)})
+    @extend_schema(request=None, responses={200: QueryScenarioJobSerializer, **errors(404)})
     def post(self, request, pk: int):
         """Stop a queued or running job; what it stored is kept (resume it to go on)."""
         job = services.cancel_query_scenario_job(
@@ -253,9 +247,9 @@ class JobCancelView(APIView):
 
 class JobResumeView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = JobSerializer
+    serializer_class = QueryScenarioJobSerializer
 
-    @extend_schema(request=None, responses={202: JobSerializer, **errors(400, 404)})
+    @extend_schema(request=None, responses={202: QueryScenarioJobSerializer, **errors(400, 404)})
     def post(self, request, pk: int):
         """Go on with a cancelled or failed job from where it stopped."""
         try:
@@ -267,7 +261,7 @@ class JobResumeView(APIView):
         return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
 
 
-class FinaliseSerializer(serializers.Serializer):
+class QueryScenarioFinaliseSerializer(serializers.Serializer):
     tie_decisions = serializers.DictField(
         child=serializers.ChoiceField(["benign", "malicious", "ambiguous"]),
         required=False,
@@ -278,15 +272,18 @@ class FinaliseSerializer(serializers.Serializer):
 
 class JobFinaliseView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = JobSerializer
+    serializer_class = QueryScenarioJobSerializer
 
-    @extend_schema(request=FinaliseSerializer, responses={200: JobSerializer, **errors(400, 404)})
+    @extend_schema(
+        request=QueryScenarioFinaliseSerializer,
+        responses={200: QueryScenarioJobSerializer, **errors(400, 404)},
+    )
     def post(self, request, pk: int):
         """Read the coders' labels (ties: your decisions) and keep the queries whose benign
         scenario reads benign and malicious one malicious. 400 lists items still uncoded or
         ties undecided."""
         job = selectors.job_for(request.user, pk)
-        serializer = FinaliseSerializer(data=request.data)
+        serializer = QueryScenarioFinaliseSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             job = services.finalise_query_scenario_job(
@@ -299,20 +296,23 @@ class JobFinaliseView(APIView):
         return Response(job_payload(job))
 
 
-class AddToStudySerializer(serializers.Serializer):
+class QueryScenarioAddToStudySerializer(serializers.Serializer):
     study = serializers.CharField(help_text="The slug of a draft study you may edit.")
 
 
 class JobAddToStudyView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = JobSerializer
+    serializer_class = QueryScenarioJobSerializer
 
-    @extend_schema(request=AddToStudySerializer, responses={200: JobSerializer, **errors(400, 404)})
+    @extend_schema(
+        request=QueryScenarioAddToStudySerializer,
+        responses={200: QueryScenarioJobSerializer, **errors(400, 404)},
+    )
     def post(self, request, pk: int):
         """Put the kept set into a draft study: new queries are imported as stimuli; a
         scenarios-only job writes the scenarios of its study's queries."""
         job = selectors.job_for(request.user, pk)
-        serializer = AddToStudySerializer(data=request.data)
+        serializer = QueryScenarioAddToStudySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         slug = serializer.validated_data["study"]
         study = access.studies_for(request.user, Action.EDIT).filter(slug=slug).first()
@@ -328,9 +328,9 @@ class JobAddToStudyView(APIView):
 
 class JobCandidatesView(APIView):
     permission_classes = [IsResearcher]
-    serializer_class = CandidateSerializer
+    serializer_class = QueryScenarioCandidateSerializer
 
-    @extend_schema(responses={200: CandidateSerializer(many=True), **errors(404)})
+    @extend_schema(responses={200: QueryScenarioCandidateSerializer(many=True), **errors(404)})
     def get(self, request, pk: int):
         """Every candidate of a job in order of arrival, with duplicates, the judge's
         readings and reasoning, and the coders' readings."""
