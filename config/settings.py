@@ -447,6 +447,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "modellab.rewards.tasks.fail_unstarted_reward_runs",
         "schedule": 300.0,
     },
+    # --- issue 11: pseudo-harmful ---
+    "fail-unstarted-pseudo-harmful-jobs": {
+        "task": "modellab.pseudo_harmful.tasks.fail_unstarted_pseudo_harmful_jobs",
+        "schedule": 300.0,
+    },
+    # --- end pseudo-harmful ---
     # --- issue 11: query-scenarios ---
     "fail-unstarted-query-scenario-jobs": {
         "task": "modellab.query_scenarios.tasks.fail_unstarted_query_scenario_jobs",
