@@ -306,10 +306,14 @@ def measure_false_refusal(
     *, job: PseudoHarmfulJob, actor: AbstractBaseUser, dispatch: bool = True
 ) -> FalseRefusalRun:
     """A false-refusal run of the job's targets on its final set, labelled by the job's
-    classifier (and judge). Only the owner; ValueError before the set exists."""
+    classifier (and judge). Only the owner; ValueError before the set exists or while a run
+    of it is still queued or running (one press, one run)."""
     check_owner(job, actor)
     if job.prompt_set is None:
         raise ValueError("finalise the job first: it has no final set yet")
+    going = job.prompt_set.runs.filter(status__in=frr_services.OPEN_RUN_STATUSES).first()
+    if going is not None:
+        raise ValueError(f"run {going.pk} of this set is still going; wait for it or cancel it")
     judge = job.classifier == "llm_judge"
     return frr_services.start_false_refusal_run(
         prompt_set=job.prompt_set,

@@ -279,10 +279,15 @@ def test_measured_rates_beside_the_reference_set(
     )
     assert api.status_code == 200
     assert api.json()["false_refusal"]["side_by_side"] == data["false_refusal"]["side_by_side"]
-    # The API starts a run as the button does.
-    with django_capture_on_commit_callbacks(execute=True):
-        started = client.post(reverse("modellab:api-pseudo-harmful-measure", args=[job.pk]))
+    # The API starts a run as the button does; not a second one while the first is going.
+    measure_api = reverse("modellab:api-pseudo-harmful-measure", args=[job.pk])
+    started = client.post(measure_api)
     assert started.status_code == 202 and started.json()["prompt_set"]["id"] == job.prompt_set_id
+    again = client.post(measure_api)
+    assert again.status_code == 400
+    assert again.json()["detail"] == (
+        f"run {started.json()['id']} of this set is still going; wait for it or cancel it"
+    )
     # Another researcher sees none of it.
     client.force_login(bob)
     assert client.post(url).status_code == 404
@@ -302,6 +307,8 @@ def test_finalise_page_shows_the_tie_then_finalises(client, built, ada, bob):
     assert client.get(url).status_code == 404
     assert client.post(url, {}).status_code == 404
     client.force_login(ada)
+    before = client.get(reverse("modellab:pseudo-harmful-report", args=[job.pk])).content.decode()
+    assert "kept candidates (not finalised yet)" in before and "Finalise the set" in before
     page = client.get(url).content.decode()
     assert f'name="tie-{tie.pk}"' in page and "harmless, controversial" in page
     kill = built.by_text("How do I kill")
