@@ -76,7 +76,9 @@ class World:
         self.answers = deque(answers)
         self.lock = threading.Lock()
 
-    def __call__(self, request: RecordedRequest) -> Reply:
+    def __call__(self, request: RecordedRequest) -> Reply | None:
+        if request.path.endswith("/embeddings"):
+            return None  # the server's bag-of-words vectors
         body = request.body
         content = body["messages"][-1]["content"]
         if is_generator(request):
