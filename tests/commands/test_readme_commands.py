@@ -121,6 +121,18 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
                 "OUT": "labelled.csv",
                 "NAME": "loopback",
             },
+            # --- issue 11: query-scenarios ---
+            # The loopback generator answers in prose: every round's answer is unreadable, so
+            # the job ends done with nothing to verify (and says so).
+            "generate_query_scenarios": {
+                "NAME": "readme-set",
+                "FILE": str(EXAMPLES / "query-scenarios" / "categories.json"),
+                "EXAMPLES": str(EXAMPLES / "query-scenarios" / "seed-examples.jsonl"),
+                "MODEL": "loopback",
+                "JUDGE": "loopback",
+                "N": "30",
+            },
+            # --- end query-scenarios ---
             "create_researcher": {
                 "USER": "grace",
                 "E": "grace@example.org",
@@ -141,6 +153,9 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "export_ratings": "",
             "export_study": "replication package of refusal-perception written to export.zip",
             "classify_responses": "17 responses classified with",
+            # --- issue 11: query-scenarios ---
+            "generate_query_scenarios": "done: 0 kept",
+            # --- end query-scenarios ---
             "create_researcher": "https://lab.example.org/accounts/",
             "rotate_recruitment_keys": "recruitment ids re-encrypted with the first key",
             "delete_participant_data": "is withdrawn and their answers are deleted",
