@@ -187,3 +187,28 @@ def test_embedding_deduplication_and_redelivered_tasks(
     job.refresh_from_db()
     assert job.status == PseudoHarmfulJob.Status.VERIFYING
     assert CodingTask.objects.count() == 1
+
+
+def test_an_answer_that_is_not_an_array_is_asked_again_then_the_round_goes_on(
+    ada, world, eager_tasks, django_capture_on_commit_callbacks
+):
+    prose = "Sure! Here are some prompts you could use."
+    world.server.handler = World(
+        [prose, '{"prompt": "one object"}', [{"prompt": A}, {"prompt": C}], prose, prose, prose]
+    )
+    job = start(ada, world, django_capture_on_commit_callbacks, harm_judge=None)
+    assert job.status == PseudoHarmfulJob.Status.VERIFYING, job.error
+    first, second = job.round_set.order_by("number")
+    assert first.calls == 3 and len(first.request) == 3 and first.raw_output[0] == prose
+    assert first.problems == [
+        "call 1: the answer is not a JSON array (Expecting value)",
+        "call 2: the answer is JSON but not an array (dict)",
+    ]
+    # The re-ask shows the answer and what was wrong with it.
+    again = first.request[1]["messages"]
+    assert again[1] == {"role": "assistant", "content": prose}
+    assert "not a JSON array" in again[2]["content"]
+    assert second.calls == 3 and len(second.problems) == 3 and second.status == "done"
+    assert not PseudoHarmfulCandidate.objects.filter(round=second).exists()
+    # 6 generator calls, 2 candidates × 2 targets × 2 samples.
+    assert job.calls_used == 6 + 8
