@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -644,7 +644,9 @@ def store_candidates(
     existing = existing_candidates(job)
     normalised = [normalise(str(e["prompt"])) for e in entries]
     kwargs = {}
-    if vectors is not None and len(vectors[0]) == len(existing) and len(vectors[1]) == len(entries):
+    if vectors is not None and (len(vectors[0]), len(vectors[1])) != (len(existing), len(entries)):
+        problems.append("embedding deduplication skipped: the vectors did not match the texts")
+    elif vectors is not None:
         kwargs = {
             "existing_vectors": vectors[0],
             "new_vectors": vectors[1],
@@ -1175,11 +1177,3 @@ def texts_for_embedding(job: PseudoHarmfulJob, round_: PseudoHarmfulRound) -> tu
     """(existing texts, new texts) the embedding dedup compares, in store_candidates' order."""
     entries, _ = new_candidate_texts(round_)
     return [c.text for c in existing_candidates(job)], [str(e["prompt"]) for e in entries]
-
-
-__all__: Sequence[str] = (
-    "PseudoHarmfulInputError",
-    "cancel_job",
-    "resume_job",
-    "start_pseudo_harmful_job",
-)
