@@ -92,7 +92,9 @@ class JobForm(forms.Form):
         label="Embedding model (deduplication by similarity)",
         empty_label="— none: text only —",
     )
-    per_round = forms.IntegerField(min_value=1, max_value=100, initial=20, label="Per round")
+    per_round = forms.IntegerField(
+        min_value=1, max_value=100, initial=20, label="Instances per round"
+    )
     rounds = forms.IntegerField(min_value=1, max_value=20, initial=3, label="Rounds")
     examples_per_round = forms.IntegerField(
         min_value=0, max_value=50, initial=5, label="Examples per round"
