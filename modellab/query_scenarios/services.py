@@ -671,10 +671,11 @@ def _embed(job: QueryScenarioJob, texts: list[str]) -> list[list[float]]:
     return embed_texts(job.embedding_model, texts)
 
 
-def duplicates_of(job: QueryScenarioJob, queries: list[str]) -> list:
-    """For each new query (raw text), the Duplicate it is of, or None. Compared with the
-    seed examples and every candidate of the job not itself a duplicate (``of`` indexes
-    ``[*seeds, *candidates, *new]``); by embedding too when the job has an embedding model."""
+def duplicates_of(job: QueryScenarioJob, queries: list[str]) -> tuple[list, list]:
+    """(For each new query (raw text), the Duplicate it is of or None; the candidate pk of
+    each existing text, None for a seed). Compared with the seed examples and every candidate
+    of the job not itself a duplicate (``of`` indexes ``[*seeds, *candidates, *new]``); by
+    embedding too when the job has an embedding model."""
     seeds = [normalise(e["query"]) for e in job.examples]
     kept = list(
         job.candidates.filter(duplicate_reason="").order_by("position").values_list("pk", "query")
@@ -961,10 +962,12 @@ def finalise_query_scenario_job(
     queries), the source query's id (scenarios only)."""
     _check_owner(job, actor)
     job = QueryScenarioJob.objects.select_for_update().get(pk=job.pk)
-    if job.status != Status.VERIFYING or job.verification_task_id is None:
+    if job.status != Status.VERIFYING:
         raise FinaliseRefused(
             f"the job is {job.status}; only a job being verified can be finalised"
         )
+    if job.verification_task_id is None:
+        raise FinaliseRefused("the job's verification task was deleted; nothing to read")
     decisions = dict(tie_decisions or {})
     bad = {k: v for k, v in decisions.items() if v not in INTENT_LABELS}
     if bad:
@@ -1020,7 +1023,7 @@ class AddToStudyRefused(ValueError):
 
 
 @transaction.atomic
-def add_to_study(*, job: QueryScenarioJob, study: Study, actor: AbstractBaseUser):
+def add_to_study(*, job: QueryScenarioJob, study: Study, actor: AbstractBaseUser) -> dict[str, int]:
     """Put the kept set into a draft study the actor may edit. New queries: imported through
     ``studies.services.import_stimuli`` from the set's own stimuli file (provenance into each
     query's source and metadata); refused when a query id is in the study already.
