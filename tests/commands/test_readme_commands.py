@@ -133,6 +133,20 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
                 "N": "30",
             },
             # --- end query-scenarios ---
+            # --- issue 11: pseudo-harmful ---
+            # The loopback generator answers in prose: each round asks three times, reads no
+            # array and goes on without candidates; nothing is kept, so the job ends done.
+            "generate_pseudo_harmful": {
+                "NAME": "readme-prompts",
+                "MODEL": "loopback",
+                "WORDS": str(EXAMPLES / "pseudo-harmful" / "words.txt"),
+                "TOPICS": str(EXAMPLES / "pseudo-harmful" / "topics.txt"),
+                "EXAMPLES": str(EXAMPLES / "pseudo-harmful" / "examples.txt"),
+                "N": "1",
+                "K": "1",
+                "B": "20",
+            },
+            # --- end pseudo-harmful ---
             "create_researcher": {
                 "USER": "grace",
                 "E": "grace@example.org",
@@ -156,6 +170,9 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             # --- issue 11: query-scenarios ---
             "generate_query_scenarios": "done: 0 kept",
             # --- end query-scenarios ---
+            # --- issue 11: pseudo-harmful ---
+            "generate_pseudo_harmful": "done",
+            # --- end pseudo-harmful ---
             "create_researcher": "https://lab.example.org/accounts/",
             "rotate_recruitment_keys": "recruitment ids re-encrypted with the first key",
             "delete_participant_data": "is withdrawn and their answers are deleted",
