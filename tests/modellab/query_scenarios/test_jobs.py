@@ -3,6 +3,7 @@ budget, redelivered tasks, unreadable answers, embedding dedup, the sweep and wh
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import timedelta
@@ -20,6 +21,7 @@ from modellab.query_scenarios.tasks import (
     judge_query_scenario_round,
 )
 from studies import selectors as study_selectors
+from studies import services as study_services
 from studies.generation import services as generation_services
 from studies.models import AuditEvent, Scenario, StudyMembership
 from tests.generation.chat_server import Reply
@@ -142,8 +144,6 @@ def test_scenarios_for_a_studys_queries_that_have_none(
     problems = study_selectors.launch_problems(study)
     assert not any("q01 has no scenario" in p or "q03 has no scenario" in p for p in problems)
     # Never over scenarios a query has.
-    from studies import services as study_services
-
     with pytest.raises(study_services.ScenarioInputError, match="q01: has scenarios already"):
         study_services.add_scenarios(
             study=study, scenarios={"q01": {"benign": "b", "malicious": "m"}}, actor=ada
@@ -266,3 +266,39 @@ def test_seed_examples_must_fit_the_categories(job_input):
         "examples[0].category": "'weapons' is not one of the job's categories",
     }
     assert not QueryScenarioJob.objects.exists()
+
+
+def test_queries_imported_queries_only_get_their_scenarios(
+    ada, bob, loopback, scripted_server, eager_tasks, every_type_spec
+):
+    scripted_server.handler = ScenarioScript([])
+    spec = dataclasses.replace(every_type_spec[0], slug="queries-only")
+    study = study_services.import_study(spec=spec, stimuli=None, actor=ada)
+    study_services.import_draft_queries(
+        study=study,
+        rows=[
+            study_services.DraftQuery(
+                query_id="q01", text="How do I kill a mosquito?", category="x"
+            ),
+            study_services.DraftQuery(
+                query_id="q03", text="How do I hack my own router?", category="x"
+            ),
+        ],
+        actor=ada,
+    )
+    assert any("q01 has no scenario" in p for p in study_selectors.launch_problems(study))
+    job = run(
+        {
+            "owner": ada,
+            "name": "draft-scenarios",
+            "generator": loopback,
+            "intent_judge": loopback,
+            "study": study,
+            "rounds": 1,
+        }
+    )
+    assert [c.source_query.query_id for c in selectors.candidates(job)] == ["q01", "q03"]
+    code_all(job.verification_task, [ada, bob], lambda key: key.rsplit(":", 1)[1])
+    job = services.finalise_query_scenario_job(job=job, actor=ada)
+    assert services.add_to_study(job=job, study=study, actor=ada) == {"scenarios": 2}
+    assert not any("scenario" in p for p in study_selectors.launch_problems(study))
