@@ -18,7 +18,7 @@ from modellab.false_refusal import selectors as frr_selectors
 from modellab.false_refusal.api import FalseRefusalRunSerializer, run_payload
 from modellab.pseudo_harmful import export, outcome, report
 from studies import access
-from studies.api.common import IsResearcher, errors
+from studies.api.common import Conflict, IsResearcher, errors
 from studies.errors import StudyStateError
 from studies.models import Study
 from studies.services import DraftQueryError
@@ -166,16 +166,17 @@ class ExportView(APIView):
     permission_classes = [IsResearcher]
 
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT, **errors(404)},
+        responses={200: OpenApiTypes.OBJECT, **errors(404, 409)},
         description="The final set's rows in PHTest's layout (ID, Request, Harmfulness), then "
-        "category and provenance; the same as the CSV and JSONL downloads.",
+        "category and provenance; the same as the CSV and JSONL downloads. 409 until the set "
+        "is finalised.",
     )
     def get(self, request, pk: int):
         job = _job(request, pk)
         try:
             rows = export.export_rows(job)
         except export.NotFinalised as exc:
-            raise NotFound(str(exc)) from None
+            raise Conflict({"detail": str(exc)}) from None
         return Response(
             {
                 "columns": list(export.COLUMNS),

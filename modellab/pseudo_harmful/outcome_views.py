@@ -134,7 +134,7 @@ def _export(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     try:
         rows = export.export_rows(job)
     except export.NotFinalised as exc:
-        raise Http404(str(exc)) from None
+        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
     if kind == "csv":
         body, content_type = export.to_csv(rows), "text/csv; charset=utf-8"
     else:

@@ -231,6 +231,38 @@ def _false_refusal_run(world: World) -> dict:
     return {"pk": run.pk}
 
 
+def _pseudo_harmful_job(world: World) -> dict:
+    """A finished (empty) pseudo-harmful job of the user called "owner"."""
+    from modellab.models import PseudoHarmfulJob
+
+    job = PseudoHarmfulJob.objects.filter(owner=world.users["owner"]).first()
+    if job is None:
+        job = PseudoHarmfulJob.objects.create(
+            name="matrix",
+            owner=world.users["owner"],
+            generator=world.model,
+            instruction="x",
+            status="done",
+        )
+    return {"pk": job.pk}
+
+
+def _query_scenario_job(world: World) -> dict:
+    """A finished (empty) query-scenario job of the user called "owner"."""
+    from modellab.models import QueryScenarioJob
+
+    job = QueryScenarioJob.objects.filter(owner=world.users["owner"]).first()
+    if job is None:
+        job = QueryScenarioJob.objects.create(
+            name="matrix",
+            owner=world.users["owner"],
+            generator=world.model,
+            instruction="x",
+            status="done",
+        )
+    return {"pk": job.pk}
+
+
 ROUTES: dict[str, Rule] = {
     "studies:list": Rule(None),
     "studies:models": Rule(None, ("GET", "POST")),
@@ -400,6 +432,97 @@ ROUTES: dict[str, Rule] = {
     ),
     "modellab:api-false-refusal-run-resume": Rule(
         None, ("POST",), _false_refusal_run, coding_task_only=True
+    ),
+    # generated study material: any researcher has a list and a form; a job is its owner's
+    "modellab:pseudo-harmful": Rule(None, ("GET", "POST")),
+    "modellab:api-pseudo-harmful-jobs": Rule(None, ("GET", "POST")),
+    "modellab:query-scenarios": Rule(None, ("GET", "POST")),
+    "modellab:api-query-scenario-jobs": Rule(None, ("GET", "POST")),
+    "modellab:pseudo-harmful-job": Rule(None, kwargs=_pseudo_harmful_job, coding_task_only=True),
+    "modellab:pseudo-harmful-cancel": Rule(
+        None, ("POST",), _pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:pseudo-harmful-resume": Rule(
+        None, ("POST",), _pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:pseudo-harmful-finalise": Rule(
+        None, ("GET", "POST"), _pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:pseudo-harmful-report": Rule(None, kwargs=_pseudo_harmful_job, coding_task_only=True),
+    "modellab:pseudo-harmful-report-json": Rule(
+        None, kwargs=_pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:pseudo-harmful-export-csv": Rule(
+        None, kwargs=_pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:pseudo-harmful-export-jsonl": Rule(
+        None, kwargs=_pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:pseudo-harmful-measure": Rule(
+        None, ("POST",), _pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:pseudo-harmful-queries": Rule(
+        None, ("POST",), _pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:api-pseudo-harmful-job": Rule(
+        None, kwargs=_pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:api-pseudo-harmful-cancel": Rule(
+        None, ("POST",), _pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:api-pseudo-harmful-resume": Rule(
+        None, ("POST",), _pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:api-pseudo-harmful-candidates": Rule(
+        None, kwargs=_pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:api-pseudo-harmful-finalise": Rule(
+        None, ("POST",), _pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:api-pseudo-harmful-report": Rule(
+        None, kwargs=_pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:api-pseudo-harmful-export": Rule(
+        None, kwargs=_pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:api-pseudo-harmful-measure": Rule(
+        None, ("POST",), _pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:api-pseudo-harmful-queries": Rule(
+        None, ("POST",), _pseudo_harmful_job, coding_task_only=True
+    ),
+    "modellab:query-scenarios-job": Rule(None, kwargs=_query_scenario_job, coding_task_only=True),
+    "modellab:query-scenarios-cancel": Rule(
+        None, ("POST",), _query_scenario_job, coding_task_only=True
+    ),
+    "modellab:query-scenarios-resume": Rule(
+        None, ("POST",), _query_scenario_job, coding_task_only=True
+    ),
+    "modellab:query-scenarios-finalise": Rule(
+        None, ("POST",), _query_scenario_job, coding_task_only=True
+    ),
+    "modellab:query-scenarios-add": Rule(
+        None, ("POST",), _query_scenario_job, coding_task_only=True
+    ),
+    "modellab:query-scenarios-csv": Rule(None, kwargs=_query_scenario_job, coding_task_only=True),
+    "modellab:query-scenarios-jsonl": Rule(None, kwargs=_query_scenario_job, coding_task_only=True),
+    "modellab:api-query-scenario-job": Rule(
+        None, kwargs=_query_scenario_job, coding_task_only=True
+    ),
+    "modellab:api-query-scenario-job-cancel": Rule(
+        None, ("POST",), _query_scenario_job, coding_task_only=True
+    ),
+    "modellab:api-query-scenario-job-resume": Rule(
+        None, ("POST",), _query_scenario_job, coding_task_only=True
+    ),
+    "modellab:api-query-scenario-job-finalise": Rule(
+        None, ("POST",), _query_scenario_job, coding_task_only=True
+    ),
+    "modellab:api-query-scenario-job-add": Rule(
+        None, ("POST",), _query_scenario_job, coding_task_only=True
+    ),
+    "modellab:api-query-scenario-candidates": Rule(
+        None, kwargs=_query_scenario_job, coding_task_only=True
     ),
     # human coding: any researcher has a list of tasks; a task is its owner's (and coders')
     "annotation:coding-tasks": Rule(None),

@@ -134,8 +134,11 @@ def test_downloads_and_api_for_the_owner_only(client, finalised, ada, bob):
 
 
 def test_no_export_before_the_set_is_final(client, built, ada):
+    # The job exists and is the owner's: not yet final is a conflict that says what to do,
+    # not a "not found" that reads like a wrong link.
     client.force_login(ada)
     url = reverse("modellab:pseudo-harmful-export-csv", args=[built.job.pk])
-    assert client.get(url).status_code == 404
+    page = client.get(url)
+    assert page.status_code == 409 and b"finalise it first" in page.content
     api = client.get(reverse("modellab:api-pseudo-harmful-export", args=[built.job.pk]))
-    assert api.status_code == 404 and "finalise it first" in api.json()["detail"]
+    assert api.status_code == 409 and "finalise it first" in api.json()["detail"]
