@@ -15,9 +15,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 
-from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.core.validators import validate_slug
@@ -26,7 +24,6 @@ from django.db.models import Count, F, Q
 from django.forms import ValidationError as FormValidationError
 from django.utils import timezone
 
-from config.dispatch import send_on_commit
 from modellab.classifiers import CLASSIFIERS, ClassifierInput, build_classifier
 from modellab.classifiers.judge import default_judge_prompt, validate_judge_prompt
 from modellab.classifiers.labels import (
@@ -38,6 +35,7 @@ from modellab.classifiers.labels import (
     THREE_WAY,
     UNPARSED,
 )
+from modellab.material import jobs
 from modellab.material.dedup import (
     DEFAULT_EMBEDDING_THRESHOLD,
     DEFAULT_NEAR_THRESHOLD,
@@ -357,27 +355,17 @@ def start_pseudo_harmful_job(
 def _dispatch(job_id: int) -> None:
     from modellab.pseudo_harmful.tasks import advance_pseudo_harmful_job
 
-    send_on_commit(
-        lambda: advance_pseudo_harmful_job.delay(job_id),
-        what="pseudo-harmful job",
-        on_failure=lambda reason: fail_undispatched_job(job_id=job_id, reason=reason),
+    jobs.dispatch_on_commit(
+        Job, job_id, lambda: advance_pseudo_harmful_job.delay(job_id), what="pseudo-harmful job"
     )
 
 
-@transaction.atomic
 def fail_undispatched_job(*, job_id: int, reason: str) -> None:
-    job = Job.objects.select_for_update().get(pk=job_id)
-    if job.status != S.QUEUED:
-        return
-    job.status, job.error, job.finished_at = S.FAILED, reason, timezone.now()
-    job.save(update_fields=["status", "error", "finished_at"])
+    jobs.fail_undispatched_job(Job, job_id=job_id, reason=reason)
 
 
-@transaction.atomic
 def mark_job_running(*, job_id: int) -> PseudoHarmfulJob:
-    Job.objects.filter(pk=job_id, status=S.QUEUED).update(
-        status=S.RUNNING, started_at=timezone.now()
-    )
+    jobs.mark_job_running(Job, job_id=job_id)
     return Job.objects.select_related(
         "generator", "embedding_model", "classifier_model", "harm_judge"
     ).get(pk=job_id)
@@ -504,7 +492,7 @@ def reserve_generator_call(*, job_id: int, round_id: int, seen_calls: int) -> Re
     ).update(calls=F("calls") + 1)
     if not won:
         return Reservation(0, None)
-    Job.objects.filter(pk=job_id).update(calls_used=F("calls_used") + 1)
+    jobs.count_calls(Job, job_id=job_id, calls=1)
     return Reservation(ask, seen_calls + 1)
 
 
@@ -701,7 +689,7 @@ def store_candidates(
     ]
     Probe.objects.bulk_create(probes, ignore_conflicts=True)
     Candidate.objects.filter(pk__in=[c.pk for c in fresh]).update(probes=cost)
-    Job.objects.filter(pk=job_id).update(calls_used=F("calls_used") + len(probes))
+    jobs.count_calls(Job, job_id=job_id, calls=len(probes))
     round_.problems = [*round_.problems, *problems]
     round_.status = Round.Status.CHECKING
     round_.save(update_fields=["problems", "status"])
@@ -1084,17 +1072,12 @@ def fail_job(*, job_id: int, error: str) -> None:
 # --- Cancel, resume, the sweep ---------------------------------------------------------------
 
 
-def _check_owner(job: PseudoHarmfulJob, actor: AbstractBaseUser) -> None:
-    if not (actor.is_superuser or job.owner_id == actor.pk):
-        raise PermissionDenied("only the researcher who started the job may change it")
-
-
 @transaction.atomic
 def cancel_job(*, job: PseudoHarmfulJob, actor: AbstractBaseUser) -> PseudoHarmfulJob:
     """Stop a queued, running or judging job: probes not answered are cancelled, answers not
     labelled stay unlabelled, open rounds are cancelled; candidates, answers and labels stored
     are kept, and tasks already queued store nothing more. Resume with ``resume_job``."""
-    _check_owner(job, actor)
+    jobs.check_owner(job, actor)
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in ACTIVE_JOBS:
         return job
@@ -1123,7 +1106,7 @@ def resume_job(*, job: PseudoHarmfulJob, actor: AbstractBaseUser) -> PseudoHarmf
     of the generator again if it has no candidates yet, else only the missing probes), then
     the rounds left, the judge, the verification task. Only its owner may; its models must
     still be usable by ``actor``."""
-    _check_owner(job, actor)
+    jobs.check_owner(job, actor)
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in (S.CANCELLED, S.FAILED):
         raise ValueError("only a job that was cancelled or failed can be resumed")
@@ -1152,25 +1135,14 @@ def resume_job(*, job: PseudoHarmfulJob, actor: AbstractBaseUser) -> PseudoHarmf
     return job
 
 
-@transaction.atomic
 def fail_unstarted_jobs(*, now=None) -> int:
     """Fail jobs no worker took within JOB_QUEUED_LIMIT_MINUTES (a beat task calls this)."""
-    limit = django_settings.JOB_QUEUED_LIMIT_MINUTES
-    before = (now or timezone.now()) - timedelta(minutes=limit)
-    reason = (
-        f"not taken by a worker within {limit} minutes (is a worker running on the default "
-        "queue?); resume the job or start a new one."
+    return jobs.fail_unstarted_jobs(
+        Job,
+        what="pseudo-harmful job",
+        advice="resume the job or start a new one.",
+        now=now,
     )
-    stuck = Job.objects.select_for_update(skip_locked=True).filter(
-        status=S.QUEUED, created_at__lt=before, started_at__isnull=True
-    )
-    count = 0
-    for job in stuck:
-        fail_undispatched_job(job_id=job.pk, reason=reason)
-        count += 1
-    if count:
-        logger.warning("failed %d pseudo-harmful job(s) no worker took", count)
-    return count
 
 
 def texts_for_embedding(job: PseudoHarmfulJob, round_: PseudoHarmfulRound) -> tuple[list, list]:

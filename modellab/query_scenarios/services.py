@@ -22,20 +22,17 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
-from django.conf import settings as django_settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.core.validators import validate_slug
 from django.db import transaction
-from django.db.models import F
 from django.forms import ValidationError as FormValidationError
 from django.utils import timezone
 from django.utils.text import slugify
 
-from config.dispatch import send_on_commit
 from modellab.classifiers.labels import INTENT, INTENT_LABELS
+from modellab.material import jobs
 from modellab.material.dedup import find_duplicates, normalise
 from modellab.material.generator_output import GeneratorOutputError, parse_candidates
 from modellab.material.judges import MaterialJudge, MaterialJudgePromptError, validate_prompt
@@ -371,38 +368,24 @@ def start_query_scenario_job(
 def _dispatch_on_commit(job_id: int) -> None:
     from modellab.query_scenarios.tasks import dispatch_query_scenario_job
 
-    send_on_commit(
+    jobs.dispatch_on_commit(
+        QueryScenarioJob,
+        job_id,
         lambda: dispatch_query_scenario_job.delay(job_id),
         what="query–scenario job",
-        on_failure=lambda reason: fail_undispatched_job(job_id=job_id, reason=reason),
     )
 
 
-@transaction.atomic
 def fail_undispatched_job(*, job_id: int, reason: str) -> None:
-    job = QueryScenarioJob.objects.select_for_update().get(pk=job_id)
-    if job.status != Status.QUEUED:
-        return
-    now = timezone.now()
-    job.round_set.exclude(status__in=(RoundStatus.DONE, RoundStatus.CANCELLED)).update(
-        status=RoundStatus.FAILED, error=reason[:2000], finished_at=now
-    )
-    job.status, job.error, job.finished_at = Status.FAILED, reason, now
-    job.save(update_fields=["status", "error", "finished_at"])
+    jobs.fail_undispatched_job(QueryScenarioJob, job_id=job_id, reason=reason)
 
 
 # --- Budget -------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def reserve_calls(*, job_id: int, calls: int) -> bool:
-    """Count ``calls`` against the job's budget if it covers them all (the job row locked,
-    ``F()`` on the count); False, counting nothing, if it does not."""
-    job = QueryScenarioJob.objects.select_for_update().only("budget", "calls_used").get(pk=job_id)
-    if job.calls_used + calls > job.budget:
-        return False
-    QueryScenarioJob.objects.filter(pk=job_id).update(calls_used=F("calls_used") + calls)
-    return True
+    """Count ``calls`` against the job's budget if it covers them all; False if it does not."""
+    return jobs.reserve_calls(QueryScenarioJob, job_id=job_id, calls=calls)
 
 
 class BudgetedBackend:
@@ -436,11 +419,8 @@ def job_is_open(job_id: int) -> bool:
     return QueryScenarioJob.objects.filter(pk=job_id, status__in=OPEN_JOB_STATUSES).exists()
 
 
-@transaction.atomic
 def mark_job_running(*, job_id: int) -> QueryScenarioJob:
-    QueryScenarioJob.objects.filter(pk=job_id, status=Status.QUEUED).update(
-        status=Status.RUNNING, started_at=timezone.now()
-    )
+    jobs.mark_job_running(QueryScenarioJob, job_id=job_id)
     return QueryScenarioJob.objects.get(pk=job_id)
 
 
@@ -929,11 +909,6 @@ class FinaliseRefused(ValueError):
     """The job cannot be finalised yet; the message lists what is missing."""
 
 
-def _check_owner(job: QueryScenarioJob, actor: AbstractBaseUser) -> None:
-    if not (actor.is_superuser or job.owner_id == actor.pk):
-        raise PermissionDenied("only the researcher who started the job may change it")
-
-
 def item_readings(job: QueryScenarioJob, tie_decisions: Mapping[str, str] | None = None):
     """For each verification item (source key): its outcome and the reading that counts —
     the coders' majority, or on a tie the researcher's decision (None while undecided)."""
@@ -960,7 +935,7 @@ def finalise_query_scenario_job(
     (FinaliseRefused, nothing written) while items lack codes or ties are undecided, naming
     them. Kept queries get stable ids: ``<category-slug>-<n>`` in order of arrival (new
     queries), the source query's id (scenarios only)."""
-    _check_owner(job, actor)
+    jobs.check_owner(job, actor)
     job = QueryScenarioJob.objects.select_for_update().get(pk=job.pk)
     if job.status != Status.VERIFYING:
         raise FinaliseRefused(
@@ -1032,7 +1007,7 @@ def add_to_study(*, job: QueryScenarioJob, study: Study, actor: AbstractBaseUser
     from studies import services as study_services
     from studies.stimuli_file import parse_stimuli
 
-    _check_owner(job, actor)
+    jobs.check_owner(job, actor)
     if not access.can(actor, Action.EDIT, study):
         raise PermissionDenied(f"you may not change the stimuli of study '{study.slug}'")
     job = QueryScenarioJob.objects.select_for_update().get(pk=job.pk)
@@ -1100,7 +1075,7 @@ def cancel_query_scenario_job(
     """Stop a queued or running job: its open round is cancelled (candidates and judgements
     stored are kept); tasks still queued do nothing. A finished or verifying job is returned
     as it is. Resume it to go on from where it stopped."""
-    _check_owner(job, actor)
+    jobs.check_owner(job, actor)
     job = QueryScenarioJob.objects.select_for_update().get(pk=job.pk)
     if job.status not in OPEN_JOB_STATUSES:
         return job
@@ -1121,7 +1096,7 @@ def resume_query_scenario_job(
     """Go on with a cancelled or failed job: a stopped round without candidates asks the
     generator again, one with candidates is judged (only what is not judged); then the
     remaining rounds. The models must still be usable by ``actor``."""
-    _check_owner(job, actor)
+    jobs.check_owner(job, actor)
     job = QueryScenarioJob.objects.select_for_update().get(pk=job.pk)
     if job.status not in (Status.CANCELLED, Status.FAILED):
         raise ValueError("only a cancelled or failed job can be resumed")
@@ -1140,23 +1115,9 @@ def resume_query_scenario_job(
     return job
 
 
-@transaction.atomic
 def fail_unstarted_jobs(*, now=None) -> int:
     """Fail jobs no worker took within JOB_QUEUED_LIMIT_MINUTES, so their page stops waiting
     and says why (a beat task calls this)."""
-    limit = django_settings.JOB_QUEUED_LIMIT_MINUTES
-    before = (now or timezone.now()) - timedelta(minutes=limit)
-    reason = (
-        f"not taken by a worker within {limit} minutes (is a worker running on the default "
-        "queue?); resume the job."
+    return jobs.fail_unstarted_jobs(
+        QueryScenarioJob, what="query–scenario job", advice="resume the job.", now=now
     )
-    stuck = QueryScenarioJob.objects.select_for_update(skip_locked=True).filter(
-        status=Status.QUEUED, created_at__lt=before, started_at__isnull=True
-    )
-    count = 0
-    for job in stuck:
-        fail_undispatched_job(job_id=job.pk, reason=reason)
-        count += 1
-    if count:
-        logger.warning("failed %d query–scenario job(s) no worker took", count)
-    return count
