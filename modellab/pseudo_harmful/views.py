@@ -14,15 +14,10 @@ from django.views.decorators.http import require_POST
 
 from config.dispatch import QueueUnavailable
 from modellab.material.dedup import DEFAULT_EMBEDDING_THRESHOLD, DEFAULT_NEAR_THRESHOLD
+from modellab.material.forms import lines, offer_models
+from modellab.material.views import job_list_context
 from modellab.pseudo_harmful import selectors, services
 from modellab.pseudo_harmful.instruction import DEFAULT_INSTRUCTION, LENGTHS
-from studies.generation.selectors import chat_models_for, embedding_models_for
-
-RECENT = 30
-
-
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
 class JobForm(forms.Form):
@@ -142,10 +137,7 @@ class JobForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        chat = chat_models_for(user).order_by("name")
-        for field in ("generator", "targets", "classifier_model", "harm_judge"):
-            self.fields[field].queryset = chat
-        self.fields["embedding_model"].queryset = embedding_models_for(user).order_by("name")
+        offer_models(self, user, chat=("generator", "targets", "classifier_model", "harm_judge"))
 
     def service_kwargs(self) -> dict:
         d = self.cleaned_data
@@ -154,7 +146,7 @@ class JobForm(forms.Form):
             "name": d["name"],
             "generator": d["generator"],
             "targets": list(d["targets"]),
-            "seed": {field: _lines(d[field]) for field in services.SEED_FIELDS},
+            "seed": {field: lines(d[field]) for field in services.SEED_FIELDS},
             "content": {"length": d["length"], "style": d.get("style") or ""},
             "instruction": d["instruction"],
             "per_round": d["per_round"],
@@ -186,13 +178,12 @@ class JobForm(forms.Form):
 
 def _list_page(request, *, form=None, status=200) -> HttpResponse:
     user = request.user
-    jobs = list(selectors.jobs_for(user)[:RECENT])
-    context = {
-        "nav": "lab",
-        "jobs": [{"job": j, "progress": selectors.job_progress(j)} for j in jobs],
-        "form": form or JobForm(user=user),
-        "has_models": chat_models_for(user).exists(),
-    }
+    context = job_list_context(
+        user,
+        jobs=selectors.jobs_for,
+        progress=selectors.job_progress,
+        form=form or JobForm(user=user),
+    )
     return render(request, "modellab/pseudo_harmful/list.html", context, status=status)
 
 

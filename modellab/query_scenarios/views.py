@@ -13,6 +13,8 @@ from django.views.decorators.http import require_POST
 
 from config.dispatch import QueueUnavailable
 from modellab.classifiers.labels import INTENT_LABELS
+from modellab.material.forms import offer_models
+from modellab.material.views import job_list_context
 from modellab.models import QueryScenarioJob
 from modellab.query_scenarios import instruction as instructions
 from modellab.query_scenarios import selectors, services
@@ -24,10 +26,8 @@ from modellab.query_scenarios.inputs import (
 from studies import access
 from studies.access import Action
 from studies.errors import StudyStateError
-from studies.generation.selectors import chat_models_for, embedding_models_for
 from studies.models import Study
 
-RECENT = 30
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
@@ -114,10 +114,7 @@ class JobForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        chat = chat_models_for(user).order_by("name")
-        self.fields["generator"].queryset = chat
-        self.fields["intent_judge"].queryset = chat
-        self.fields["embedding_model"].queryset = embedding_models_for(user).order_by("name")
+        offer_models(self, user, chat=("generator", "intent_judge"))
         self.fields["study"].queryset = access.studies_for(user, Action.EDIT).filter(
             status=Study.Status.DRAFT
         )
@@ -170,14 +167,13 @@ class JobForm(forms.Form):
 
 def _page(request, *, form=None, status=200) -> HttpResponse:
     user = request.user
-    jobs = list(selectors.jobs_for(user)[:RECENT])
-    context = {
-        "nav": "lab",
-        "jobs": [{"job": j, "progress": selectors.job_progress(j)} for j in jobs],
-        "form": form or JobForm(user=user),
-        "has_models": chat_models_for(user).exists(),
-        "default_instructions": instructions.DEFAULT_INSTRUCTIONS,
-    }
+    context = job_list_context(
+        user,
+        jobs=selectors.jobs_for,
+        progress=selectors.job_progress,
+        form=form or JobForm(user=user),
+    )
+    context["default_instructions"] = instructions.DEFAULT_INSTRUCTIONS
     return render(request, "modellab/query_scenarios/page.html", context, status=status)
 
 
