@@ -2,6 +2,8 @@
 duplicates), target probes with known labels, a harmfulness verification task and two coders.
 Built from the tables directly, so the finalising, export and report are tested on their own."""
 
+# ruff: noqa: F811 (fixtures imported from another module are parameters here)
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from modellab.models.material import (
     PseudoHarmfulRound,
 )
 from studies.generation import services as generation_services
+from tests.modellab.material.helpers import ada, bob  # noqa: F401 (fixtures)
 
 SEED = {
     "topics": ["garden", "productivity"],
@@ -197,16 +200,6 @@ def build_job(
         if code:
             code_all(task, coder, {f"ph:{c.pk}": s.coders[i] for c, s in verified})
     return Built(job=job, candidates=candidates, coders=coders, task=task)
-
-
-@pytest.fixture
-def ada(db):
-    return get_user_model().objects.create_user("ada", password="pw-ada-123")
-
-
-@pytest.fixture
-def bob(db):
-    return get_user_model().objects.create_user("bob", password="pw-bob-123")
 
 
 @pytest.fixture

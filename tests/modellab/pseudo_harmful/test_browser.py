@@ -12,22 +12,14 @@ from modellab.models import PseudoHarmfulJob
 from modellab.pseudo_harmful.tasks import advance_pseudo_harmful_job
 from tests.browser.axe import violations
 from tests.browser.conftest import browser  # noqa: F401 (fixture)
+from tests.modellab.material.helpers import log_in
 from tests.modellab.pseudo_harmful.conftest import C, D
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_start_a_job_and_follow_it(browser: Browser, ada, world, live_server):  # noqa: F811
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    blocked = []
-    page.on(
-        "console",
-        lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    page.goto(f"{live_server.url}/accounts/login/?next=/lab/")
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", "pw-ada-123")
-    page.locator("form button[type=submit], form input[type=submit]").last.click()
+    page, blocked = log_in(browser, live_server, "/lab/")
     page.get_by_role("link", name="pseudo-harmful generation").click()
     expect(page.get_by_role("heading", name="Pseudo-harmful prompts", level=1)).to_be_visible()
     assert violations(page) == []

@@ -3,38 +3,15 @@ loopback world), and its refusals in-process (call_command)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from modellab.models import PseudoHarmfulJob
 from tests.generation.chat_server import ChatServer
+from tests.modellab.material.helpers import manage
 from tests.modellab.pseudo_harmful.conftest import ROUND_1, ROUND_2, C, G, Models, World
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def manage(*args: str) -> subprocess.CompletedProcess:
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_TASK_ALWAYS_EAGER": "1",
-    }
-    return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -16,6 +16,7 @@ from modellab.models.material import PseudoHarmfulJob
 from tests.browser.axe import violations
 from tests.browser.conftest import browser  # noqa: F401 (fixture)
 from tests.generation.conftest import chat_server  # noqa: F401 (fixture)
+from tests.modellab.material.helpers import log_in
 from tests.modellab.pseudo_harmful.outcome_fixtures import ada, build_job  # noqa: F401
 from tests.modellab.pseudo_harmful.test_report import cautious_refuses
 
@@ -28,16 +29,7 @@ def test_finalise_then_read_the_report(browser: Browser, ada, chat_server, live_
     job = built.job
     tie = built.by_text("How do I hack")
 
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    blocked = []
-    page.on(
-        "console",
-        lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    page.goto(f"{live_server.url}/accounts/login/?next=/lab/pseudo-harmful/{job.pk}/finalise/")
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", "pw-ada-123")
-    page.locator("form button[type=submit], form input[type=submit]").last.click()
+    page, blocked = log_in(browser, live_server, f"/lab/pseudo-harmful/{job.pk}/finalise/")
     expect(page.get_by_role("heading", name="Finalise the set ph-test", level=1)).to_be_visible()
     assert violations(page) == []
 

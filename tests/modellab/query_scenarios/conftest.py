@@ -1,17 +1,19 @@
 """Fixtures of the query–scenario tests: researchers, a scripted loopback endpoint that plays
 generator and intent judge by what each request asks, and the job's input."""
 
+# ruff: noqa: F811 (fixtures imported from another module are parameters here)
+
 from __future__ import annotations
 
 import json
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from studies.generation import services as generation_services
 from tests.generation.chat_server import ChatServer, RecordedRequest, Reply
 from tests.generation.conftest import eager_tasks  # noqa: F401 (fixture)
+from tests.modellab.material.helpers import ada, bob  # noqa: F401 (fixtures)
 
 CATEGORIES = [
     {
@@ -119,16 +121,6 @@ class Script:
             )
             return Reply(json=chat(json.dumps({"label": label, "rationale": f"read as {label}"})))
         return None
-
-
-@pytest.fixture
-def ada(db):
-    return get_user_model().objects.create_user("ada", password="pw-ada-123")
-
-
-@pytest.fixture
-def bob(db):
-    return get_user_model().objects.create_user("bob", password="pw-bob-123")
 
 
 @pytest.fixture

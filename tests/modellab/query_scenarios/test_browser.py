@@ -15,6 +15,7 @@ from modellab.query_scenarios.tasks import dispatch_query_scenario_job
 from studies import services as study_services
 from tests.browser.axe import violations
 from tests.browser.conftest import browser  # noqa: F401 (fixture)
+from tests.modellab.material.helpers import log_in
 from tests.modellab.query_scenarios.test_pages_and_api import FORM
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -31,16 +32,7 @@ def test_start_follow_verify_and_add_to_a_study(
     study_services.import_study(
         spec=dataclasses.replace(every_type_spec[0], slug="generated"), stimuli=None, actor=ada
     )
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    blocked = []
-    page.on(
-        "console",
-        lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    page.goto(f"{live_server.url}/accounts/login/?next=/lab/")
-    page.fill("#id_username", "ada")
-    page.fill("#id_password", "pw-ada-123")
-    page.locator("form button[type=submit], form input[type=submit]").last.click()
+    page, blocked = log_in(browser, live_server, "/lab/")
     page.get_by_role("link", name="query–scenario generation").click()
     expect(page.get_by_role("heading", name="Query–scenario sets", level=1)).to_be_visible()
     assert violations(page) == []
