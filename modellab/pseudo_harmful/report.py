@@ -8,7 +8,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from django.db.models import Q
-from django.http import Http404
 
 from annotation.coding.models import CodingTask
 from annotation.coding.selectors import verification_outcomes
@@ -22,6 +21,7 @@ from modellab.classifiers.labels import (
 from modellab.false_refusal import selectors as frr_selectors
 from modellab.false_refusal.rates import Proportion, format_rate, group_order
 from modellab.material.dedup import near_duplicate_rate
+from modellab.material.selectors import owned_job, owned_jobs
 from modellab.models import FalseRefusalRun, PromptSet
 from modellab.models.material import PseudoHarmfulJob, PseudoHarmfulProbe
 from modellab.pseudo_harmful.outcome import final_candidates, source_key, verified_candidates
@@ -198,18 +198,12 @@ def side_by_side(
 
 def jobs_for(user):
     """A researcher's own pseudo-harmful jobs (all of them for a superuser)."""
-    if user is None or not user.is_authenticated or not user.is_active:
-        return PseudoHarmfulJob.objects.none()
-    jobs = PseudoHarmfulJob.objects.select_related("owner", "generator", "prompt_set")
-    return jobs if user.is_superuser else jobs.filter(owner=user)
+    return owned_jobs(PseudoHarmfulJob, user, "owner", "generator", "prompt_set")
 
 
 def job_for(user, pk: int | str) -> PseudoHarmfulJob:
     """The job if it is the user's; Http404 otherwise (absent and not yours look alike)."""
-    found = jobs_for(user).filter(pk=pk).first() if str(pk).isdigit() else None
-    if found is None:
-        raise Http404("No such pseudo-harmful job.")
-    return found
+    return owned_job(jobs_for(user), pk, what="pseudo-harmful job")
 
 
 def candidate_facts(job: PseudoHarmfulJob) -> list[CandidateFacts]:

@@ -3,35 +3,31 @@
 from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404
 
 from modellab.classifiers.labels import FULL_COMPLIANCE, FULL_REFUSAL, PARTIAL_REFUSAL, UNPARSED
+from modellab.material.selectors import owned_job, owned_jobs
 from modellab.models import PseudoHarmfulCandidate, PseudoHarmfulJob, PseudoHarmfulProbe
 from modellab.pseudo_harmful.services import FINISHED_JOBS
 
 Probe = PseudoHarmfulProbe
 
 
-def _signed_in(user) -> bool:
-    return bool(user is not None and user.is_authenticated and user.is_active)
-
-
 def jobs_for(user) -> QuerySet[PseudoHarmfulJob]:
     """A researcher's own jobs (every job for a superuser)."""
-    if not _signed_in(user):
-        return PseudoHarmfulJob.objects.none()
-    jobs = PseudoHarmfulJob.objects.select_related(
-        "owner", "generator", "classifier_model", "harm_judge", "embedding_model"
+    return owned_jobs(
+        PseudoHarmfulJob,
+        user,
+        "owner",
+        "generator",
+        "classifier_model",
+        "harm_judge",
+        "embedding_model",
     )
-    return jobs if user.is_superuser else jobs.filter(owner=user)
 
 
 def job_for(user, pk: int | str) -> PseudoHarmfulJob:
     """The job if it is the user's; Http404 otherwise (absent and not yours look alike)."""
-    found = jobs_for(user).filter(pk=pk).first() if str(pk).isdigit() else None
-    if found is None:
-        raise Http404("No such pseudo-harmful job.")
-    return found
+    return owned_job(jobs_for(user), pk, what="pseudo-harmful job")
 
 
 def job_named(user, name: str) -> PseudoHarmfulJob | None:

@@ -8,8 +8,8 @@ import json
 from collections.abc import Iterator
 
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404
 
+from modellab.material.selectors import owned_job, owned_jobs
 from modellab.models import QueryScenarioCandidate, QueryScenarioJob
 from modellab.query_scenarios.services import job_kind
 from studies.domain import RESPONSE_TYPES
@@ -45,26 +45,23 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _signed_in(user) -> bool:
-    return bool(user is not None and user.is_authenticated and user.is_active)
-
-
 def jobs_for(user) -> QuerySet[QueryScenarioJob]:
     """The jobs a researcher started (all of them for a superuser)."""
-    if not _signed_in(user):
-        return QueryScenarioJob.objects.none()
-    jobs = QueryScenarioJob.objects.select_related(
-        "generator", "intent_judge", "embedding_model", "study", "output_study", "owner"
+    return owned_jobs(
+        QueryScenarioJob,
+        user,
+        "generator",
+        "intent_judge",
+        "embedding_model",
+        "study",
+        "output_study",
+        "owner",
     )
-    return jobs if user.is_superuser else jobs.filter(owner=user)
 
 
 def job_for(user, pk: int | str) -> QueryScenarioJob:
     """The job if it is the user's; Http404 otherwise (absent and not yours look alike)."""
-    found = jobs_for(user).filter(pk=pk).first() if str(pk).isdigit() else None
-    if found is None:
-        raise Http404("No such query–scenario job.")
-    return found
+    return owned_job(jobs_for(user), pk, what="query–scenario job")
 
 
 def job_named(user, name: str) -> QueryScenarioJob | None:
