@@ -7,12 +7,11 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, expect
 
-from config.celery import app
 from modellab.models import PseudoHarmfulJob
 from modellab.pseudo_harmful.tasks import advance_pseudo_harmful_job
 from tests.browser.axe import violations
 from tests.browser.conftest import browser  # noqa: F401 (fixture)
-from tests.modellab.material.helpers import log_in
+from tests.modellab.material.helpers import log_in, run_inline
 from tests.modellab.pseudo_harmful.conftest import C, D
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -47,12 +46,7 @@ def test_start_a_job_and_follow_it(browser: Browser, ada, world, live_server):  
     assert violations(page) == []
 
     job = PseudoHarmfulJob.objects.get()
-    previous = app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES
-    app.conf.CELERY_TASK_ALWAYS_EAGER = app.conf.CELERY_TASK_EAGER_PROPAGATES = True
-    try:
-        advance_pseudo_harmful_job.apply(args=[job.pk])
-    finally:
-        app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES = previous
+    run_inline(advance_pseudo_harmful_job, job.pk)
     # The page's poll sees the job finished and reloads it.
     expect(page.locator("#ph-verification")).to_be_visible(timeout=20000)
     expect(page.locator("#ph-candidates tbody tr").first).to_contain_text(C)

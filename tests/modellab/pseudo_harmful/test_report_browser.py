@@ -9,14 +9,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, expect
 
-from config.celery import app
 from modellab.false_refusal.tasks import dispatch_false_refusal_run
 from modellab.models import FalseRefusalRun
 from modellab.models.material import PseudoHarmfulJob
 from tests.browser.axe import violations
 from tests.browser.conftest import browser  # noqa: F401 (fixture)
 from tests.generation.conftest import chat_server  # noqa: F401 (fixture)
-from tests.modellab.material.helpers import log_in
+from tests.modellab.material.helpers import log_in, run_inline
 from tests.modellab.pseudo_harmful.outcome_fixtures import ada, build_job  # noqa: F401
 from tests.modellab.pseudo_harmful.test_report import cautious_refuses
 
@@ -56,12 +55,7 @@ def test_finalise_then_read_the_report(browser: Browser, ada, chat_server, live_
     expect(page.locator("#ph-frr-progress progress")).to_be_visible()
     assert violations(page) == []
     run = FalseRefusalRun.objects.get(prompt_set=job.prompt_set)
-    previous = app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES
-    app.conf.CELERY_TASK_ALWAYS_EAGER = app.conf.CELERY_TASK_EAGER_PROPAGATES = True
-    try:
-        dispatch_false_refusal_run.apply(args=[run.pk])
-    finally:
-        app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES = previous
+    run_inline(dispatch_false_refusal_run, run.pk)
     # The page's poll sees the run finish and reloads with the rates.
     expect(page.locator("#frr-table")).to_contain_text("50.0% [9.5, 90.5]", timeout=20000)
     expect(page.locator("#ph-frr-progress")).to_have_count(0)

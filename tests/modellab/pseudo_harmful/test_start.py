@@ -3,17 +3,13 @@ be usable and of the right kind; the instruction's placeholders are checked; the
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from django.conf import settings
-from django.utils import timezone
 
-from config.celery import app
 from modellab.models import PseudoHarmfulJob
 from modellab.pseudo_harmful import services
 from modellab.pseudo_harmful.instruction import DEFAULT_INSTRUCTION, fill_instruction
 from studies.generation import services as generation_services
+from tests.modellab.material.helpers import assert_the_sweep_fails_it
 from tests.modellab.pseudo_harmful.conftest import job_settings, register
 
 pytestmark = pytest.mark.django_db
@@ -104,11 +100,6 @@ def test_the_default_instruction_fills_every_placeholder():
 
 def test_the_beat_sweep_fails_jobs_no_worker_took(ada, world):
     job = services.start_pseudo_harmful_job(owner=ada, dispatch=False, **job_settings(world))
-    assert services.fail_unstarted_jobs() == 0
-    later = timezone.now() + timedelta(minutes=settings.JOB_QUEUED_LIMIT_MINUTES + 1)
-    assert services.fail_unstarted_jobs(now=later) == 1
-    job.refresh_from_db()
-    assert job.status == "failed" and "not taken by a worker" in job.error
-    entry = settings.CELERY_BEAT_SCHEDULE["fail-unstarted-pseudo-harmful-jobs"]
-    app.loader.import_default_modules()
-    assert entry["task"] in app.tasks
+    assert_the_sweep_fails_it(
+        job, services.fail_unstarted_jobs, "fail-unstarted-pseudo-harmful-jobs"
+    )

@@ -9,13 +9,12 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from annotation.coding import services as coding_services
-from config.celery import app
 from modellab.models import QueryScenarioJob
 from modellab.query_scenarios.tasks import dispatch_query_scenario_job
 from studies import services as study_services
 from tests.browser.axe import violations
 from tests.browser.conftest import browser  # noqa: F401 (fixture)
-from tests.modellab.material.helpers import log_in
+from tests.modellab.material.helpers import log_in, run_inline
 from tests.modellab.query_scenarios.test_pages_and_api import FORM
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -57,12 +56,7 @@ def test_start_follow_verify_and_add_to_a_study(
 
     # What the workers do (inline here); the page's poll then reloads it.
     job = QueryScenarioJob.objects.get()
-    previous = app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES
-    app.conf.CELERY_TASK_ALWAYS_EAGER = app.conf.CELERY_TASK_EAGER_PROPAGATES = True
-    try:
-        dispatch_query_scenario_job.apply(args=[job.pk])
-    finally:
-        app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_TASK_EAGER_PROPAGATES = previous
+    run_inline(dispatch_query_scenario_job, job.pk)
     expect(page.locator("#qs-summary")).to_contain_text("6 accepted by the judge", timeout=20000)
     expect(page.locator("#qs-candidates")).to_contain_text("read as ambiguous")
     expect(page.locator("#qs-candidates")).to_contain_text("same normalised text of #1")

@@ -6,11 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.utils import timezone
 
 from annotation.coding import services as coding_services
 from modellab.models import QueryScenarioJob
@@ -25,6 +23,7 @@ from studies import services as study_services
 from studies.generation import services as generation_services
 from studies.models import AuditEvent, Scenario, StudyMembership
 from tests.generation.chat_server import Reply
+from tests.modellab.material.helpers import assert_the_sweep_fails_it
 from tests.modellab.query_scenarios.conftest import (
     CATEGORIES,
     ROUND_1,
@@ -229,18 +228,11 @@ def test_embedding_similarity_finds_a_reworded_query(job_input, ada, scripted_se
     )
 
 
-def test_the_sweep_fails_jobs_no_worker_took(job_input, settings):
-    from config.celery import app
-
+def test_the_sweep_fails_jobs_no_worker_took(job_input):
     job = services.start_query_scenario_job(**job_input, dispatch=False)
-    assert services.fail_unstarted_jobs() == 0
-    later = timezone.now() + timedelta(minutes=settings.JOB_QUEUED_LIMIT_MINUTES + 1)
-    assert services.fail_unstarted_jobs(now=later) == 1
-    job.refresh_from_db()
-    assert job.status == "failed" and "not taken by a worker" in job.error
-    entry = settings.CELERY_BEAT_SCHEDULE["fail-unstarted-query-scenario-jobs"]
-    app.loader.import_default_modules()
-    assert entry["task"] in app.tasks
+    assert_the_sweep_fails_it(
+        job, services.fail_unstarted_jobs, "fail-unstarted-query-scenario-jobs"
+    )
 
 
 def test_only_the_owner_changes_a_job(job_input, bob):
