@@ -15,6 +15,9 @@ from django.utils import timezone
 
 from config.dispatch import send_on_commit
 from modellab.models.material import JobStatus, MaterialJob, RoundStatus
+from studies import access
+from studies.generation.services import check_chat_model, check_model_host
+from studies.models import LanguageModel
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,29 @@ def reserve_calls(job_model: JobModel, *, job_id: int, calls: int) -> bool:
         return False
     count_calls(job_model, job_id=job_id, calls=calls)
     return True
+
+
+def check_model(
+    actor: AbstractBaseUser,
+    model: LanguageModel,
+    field: str,
+    problems: dict[str, str],
+    *,
+    kind: str = LanguageModel.Kind.CHAT,
+) -> None:
+    """Say in ``problems[field]`` why ``actor`` cannot have the job use ``model`` as a model of
+    ``kind`` (not shared, its host not allowed, the other kind); nothing when it can."""
+    if not access.can_use_model(actor, model):
+        problems[field] = f"model '{model.name}' is not shared with you"
+        return
+    try:
+        check_model_host(model)
+        if kind == LanguageModel.Kind.CHAT:
+            check_chat_model(model)
+        elif model.kind != LanguageModel.Kind.EMBEDDING:
+            raise ValueError(f"'{model.name}' is a chat model; choose an embedding model")
+    except ValueError as exc:
+        problems[field] = str(exc)
 
 
 def check_owner(job: MaterialJob, actor: AbstractBaseUser) -> None:

@@ -62,7 +62,6 @@ from studies.generation.backends import ChatOutcome, ChatRequest
 from studies.generation.services import (
     MAX_ATTEMPTS,
     batch_size_for,
-    check_chat_model,
     check_model_host,
     model_params,
 )
@@ -160,19 +159,8 @@ def _threshold(value: object, field: str, problems: dict[str, str]) -> float:
 def _check_model(
     actor, model: LanguageModel | None, field: str, problems: dict[str, str], *, kind: str
 ) -> None:
-    if model is None:
-        return
-    if not access.can_use_model(actor, model):
-        problems[field] = f"model '{model.name}' is not shared with you"
-        return
-    try:
-        check_model_host(model)
-        if kind == LanguageModel.Kind.CHAT:
-            check_chat_model(model)
-        elif model.kind != LanguageModel.Kind.EMBEDDING:
-            raise ValueError(f"'{model.name}' is a chat model; choose an embedding model")
-    except ValueError as exc:
-        problems[field] = str(exc)
+    if model is not None:
+        jobs.check_model(actor, model, field, problems, kind=kind)
 
 
 @transaction.atomic

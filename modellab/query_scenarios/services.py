@@ -42,7 +42,7 @@ from studies import access
 from studies.access import Action
 from studies.domain import STUDY_EDITABLE_STATUSES
 from studies.generation.backends import ChatOutcome, ChatRequest
-from studies.generation.services import check_chat_model, check_model_host, model_params
+from studies.generation.services import model_params
 from studies.models import LanguageModel, Query, Study
 
 logger = logging.getLogger(__name__)
@@ -204,17 +204,7 @@ def _check_model(
     if not isinstance(model, LanguageModel):
         problems[field] = "choose a model of the registry"
         return
-    if not access.can_use_model(owner, model):
-        problems[field] = f"model '{model.name}' is not shared with you"
-        return
-    try:
-        check_model_host(model)
-        if kind == "chat":
-            check_chat_model(model)
-        elif model.kind != LanguageModel.Kind.EMBEDDING:
-            raise ValueError(f"'{model.name}' is not an embedding model")
-    except ValueError as exc:
-        problems[field] = str(exc)
+    jobs.check_model(owner, model, field, problems, kind=kind)
 
 
 def _check_number(name: str, value: object, problems: dict[str, str]) -> None:
