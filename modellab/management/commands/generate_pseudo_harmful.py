@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.dispatch import QueueUnavailable
 from modellab.classifiers import CLASSIFIERS
+from modellab.management.commands._material import read_text
 from modellab.pseudo_harmful import selectors, services
 from modellab.pseudo_harmful.instruction import LENGTHS
 from studies.management.commands._as_user import actor_from, add_as_argument, usable_model
@@ -93,12 +94,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         actor = actor_from(options)
         model = lambda name: usable_model(actor, name) if name else None  # noqa: E731
-        instruction = None
-        if options["instruction"]:
-            try:
-                instruction = Path(options["instruction"]).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise CommandError(f"cannot read {options['instruction']}: {exc}") from None
+        instruction = read_text(options["instruction"])
         try:
             job = services.start_pseudo_harmful_job(
                 owner=actor,

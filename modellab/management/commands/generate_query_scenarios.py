@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
 from config.dispatch import QueueUnavailable
+from modellab.management.commands._material import read_text
 from modellab.query_scenarios import selectors, services
 from modellab.query_scenarios.inputs import (
     InputFileError,
@@ -22,15 +23,6 @@ from studies.management.commands._as_user import (
     usable_model,
 )
 from studies.management.commands._wait import add_wait_arguments, wait_until_finished
-
-
-def _read_text(path: str | None) -> str | None:
-    if not path:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"cannot read {path}: {exc}") from None
 
 
 class Command(BaseCommand):
@@ -119,8 +111,8 @@ class Command(BaseCommand):
                 name=options["name"],
                 generator=generator,
                 intent_judge=judge,
-                intent_judge_prompt=_read_text(options["judge_prompt"]),
-                instruction=_read_text(options["instruction"]),
+                intent_judge_prompt=read_text(options["judge_prompt"]),
+                instruction=read_text(options["instruction"]),
                 embedding_model=embedding,
                 categories=categories,
                 examples=examples,
