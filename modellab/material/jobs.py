@@ -99,6 +99,20 @@ def check_model(
         problems[field] = str(exc)
 
 
+def reopen_stopped_rounds(job: MaterialJob) -> list:
+    """Open the job's cancelled or failed rounds again where they stopped: a round with stored
+    candidates goes back to checking them, one without to asking the generator. The caller
+    holds the job's row lock; the rounds reopened are returned."""
+    reopened = []
+    for round_ in job.round_set.filter(status__in=(RoundStatus.CANCELLED, RoundStatus.FAILED)):
+        stored = job.candidates.filter(round=round_).exists()
+        round_.status = RoundStatus.CHECKING if stored else RoundStatus.GENERATING
+        round_.error, round_.finished_at = "", None
+        round_.save(update_fields=["status", "error", "finished_at"])
+        reopened.append(round_)
+    return reopened
+
+
 def check_owner(job: MaterialJob, actor: AbstractBaseUser) -> None:
     """Only the researcher who started the job (or a superuser) may change it."""
     if not (actor.is_superuser or job.owner_id == actor.pk):

@@ -1107,11 +1107,7 @@ def resume_job(*, job: PseudoHarmfulJob, actor: AbstractBaseUser) -> PseudoHarmf
         if not access.can_use_model(actor, model):
             raise PermissionDenied(f"model '{model.name}' is not shared with you")
         check_model_host(model)
-    for round_ in job.round_set.filter(status__in=(Round.Status.CANCELLED, Round.Status.FAILED)):
-        has_candidates = job.candidates.filter(round=round_).exists()
-        round_.status = Round.Status.CHECKING if has_candidates else Round.Status.GENERATING
-        round_.finished_at, round_.error = None, ""
-        round_.save(update_fields=["status", "finished_at", "error"])
+    for round_ in jobs.reopen_stopped_rounds(job):
         _round_probes(round_.pk).filter(
             status__in=(Probe.Status.CANCELLED, Probe.Status.FAILED)
         ).update(status=Probe.Status.PENDING, attempts=0, error="", finished_at=None, batch=None)

@@ -1094,11 +1094,7 @@ def resume_query_scenario_job(
         model = getattr(job, field)
         if model is not None and not access.can_use_model(actor, model):
             raise PermissionDenied(f"model '{model.name}' is not shared with you")
-    for round_ in job.round_set.filter(status__in=(RoundStatus.CANCELLED, RoundStatus.FAILED)):
-        stored = job.candidates.filter(round=round_).exists()
-        round_.status = RoundStatus.CHECKING if stored else RoundStatus.GENERATING
-        round_.error, round_.finished_at = "", None
-        round_.save(update_fields=["status", "error", "finished_at"])
+    jobs.reopen_stopped_rounds(job)
     job.status, job.error, job.finished_at = Status.QUEUED, "", None
     job.save(update_fields=["status", "error", "finished_at"])
     _dispatch_on_commit(job.pk)
