@@ -1,6 +1,7 @@
 """Query–scenario generation on a real Celery worker process against the scripted loopback
 endpoint: what was sent, dedup, the judge step, the human verification task, finalising, and
-the generated set launching as a study after response generation and review."""
+the generated set launching as a study after response generation (by a tiny local transformers
+model the test builds, on the gpu queue) and review."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from studies import services as study_services
 from studies.generation import selectors as generation_selectors
 from studies.generation import services as generation_services
 from studies.models import AuditEvent, Query, ResponseVariant, Study
+from tests.generation.tiny_model import build_tiny_chat_model
 from tests.modellab.query_scenarios.conftest import is_generator, is_judge, last_user
 from tests.workers import CeleryWorker, purge_queues, wait_for_progress
 
@@ -40,9 +42,22 @@ def _code_all(task, coder, labels) -> None:
 def test_a_generated_set_is_verified_and_launches_as_a_study(
     job_input, ada, bob, scripted_server, every_type_spec, django_user_model, tmp_path
 ):
-    purge_queues("default")
+    purge_queues("default", "gpu")
+    responder = generation_services.register_model(
+        name="tiny-local",
+        backend="transformers",
+        backend_settings={
+            "path": str(build_tiny_chat_model(tmp_path / "tiny")),
+            "device": "cpu",
+            "batch_size": 8,
+        },
+        queue="gpu",
+        temperature=0.0,
+        max_tokens=8,
+        actor=ada,
+    )
     log = tmp_path / "worker.log"
-    worker = CeleryWorker("default", log_path=log).start()
+    worker = CeleryWorker("default,gpu", log_path=log).start()
     try:
         job = services.start_query_scenario_job(**job_input)
         _wait(
@@ -118,9 +133,9 @@ def test_a_generated_set_is_verified_and_launches_as_a_study(
         }
         assert AuditEvent.objects.filter(study=study, action="query_scenarios_added").exists()
 
-        # Responses generated through the worker, approved in review, then launched.
+        # Responses written by a local model on the worker, approved in review, then launched.
         generation = generation_services.start_generation_job(
-            study=study, model=job.generator, actor=ada
+            study=study, model=responder, actor=ada
         )
         _wait(
             lambda: generation_selectors.job_progress(generation)["finished"],
@@ -132,6 +147,7 @@ def test_a_generated_set_is_verified_and_launches_as_a_study(
         worker.stop()
     generated = ResponseVariant.objects.filter(query__study=study)
     assert generated.count() == 5 * 5
+    assert set(generated.values_list("model_name", flat=True)) == {"tiny-local"}
     assert study_selectors.launch_problems(study)  # not approved yet
     generation_services.approve_variants(
         study=study, variant_ids=list(generated.values_list("pk", flat=True)), actor=ada
