@@ -375,10 +375,8 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "studies.models.GenerationJob.Status",
         "AnalysisStatusEnum": "studies.models.AnalysisResult.Status",
         "ReviewStatusEnum": "studies.models.ResponseVariant.ReviewStatus",
-        # --- issue 11: query-scenarios ---
         # Both material generators' jobs share one status set (modellab.models.material).
         "MaterialJobStatusEnum": "modellab.models.material.JobStatus",
-        # --- end query-scenarios ---
     },
 }
 
@@ -447,18 +445,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "modellab.rewards.tasks.fail_unstarted_reward_runs",
         "schedule": 300.0,
     },
-    # --- issue 11: pseudo-harmful ---
     "fail-unstarted-pseudo-harmful-jobs": {
         "task": "modellab.pseudo_harmful.tasks.fail_unstarted_pseudo_harmful_jobs",
         "schedule": 300.0,
     },
-    # --- end pseudo-harmful ---
-    # --- issue 11: query-scenarios ---
     "fail-unstarted-query-scenario-jobs": {
         "task": "modellab.query_scenarios.tasks.fail_unstarted_query_scenario_jobs",
         "schedule": 300.0,
     },
-    # --- end query-scenarios ---
     # Export files past their expiry are deleted; exports no worker took are failed.
     "expire-exports": {
         "task": "studies.tasks.expire_exports",

@@ -138,7 +138,6 @@ urlpatterns: list = [
         name="api-false-refusal-run-resume",
     ),
     # end false refusal
-    # --- issue 11: pseudo-harmful outcome ---
     path(
         "lab/pseudo-harmful/<int:pk>/finalise/",
         ph_outcome_views.finalise_page,
@@ -199,10 +198,8 @@ urlpatterns: list = [
         ph_outcome_api.QueriesView.as_view(),
         name="api-pseudo-harmful-queries",
     ),
-    # --- end pseudo-harmful outcome ---
 ]
 
-# --- issue 11: query-scenarios ---
 # A block of its own at the end, so parallel sections of this file do not touch each other.
 from modellab.query_scenarios import api as qs_api  # noqa: E402
 from modellab.query_scenarios import views as qs_views  # noqa: E402
@@ -276,9 +273,7 @@ urlpatterns += [
         name="api-query-scenario-candidates",
     ),
 ]
-# --- end query-scenarios ---
 
-# --- issue 11: pseudo-harmful ---
 # A block of its own at the end, so parallel sections of this file do not touch each other.
 from modellab.pseudo_harmful import api as ph_api  # noqa: E402
 from modellab.pseudo_harmful import views as ph_views  # noqa: E402
@@ -310,4 +305,3 @@ urlpatterns += [
         name="api-pseudo-harmful-candidates",
     ),
 ]
-# --- end pseudo-harmful ---

@@ -318,7 +318,6 @@ def set_study_status(
     return change(study=study, actor=actor)
 
 
-# --- issue 11: H5 ---
 # Queries-only import: material from elsewhere (a pseudo-harmful prompt set, a list) becomes a
 # draft study's queries with no scenarios or responses yet; those are written next (scenarios
 # by a query–scenario job, responses by generation), and launch refuses until they exist.
@@ -436,10 +435,6 @@ def import_draft_queries(
     return queries
 
 
-# --- end H5 ---
-
-
-# --- issue 11: H4 ---
 # Scenarios for a draft study's queries that have none (written by a query–scenario job, or
 # by hand): both motivation levels at once per query, never over scenarios it has.
 
@@ -520,6 +515,3 @@ def add_scenarios(
         study=study, action="scenarios_added", actor=actor, queries=len(scenarios), source=source
     )
     return len(scenarios)
-
-
-# --- end H4 ---

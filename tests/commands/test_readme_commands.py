@@ -121,7 +121,6 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
                 "OUT": "labelled.csv",
                 "NAME": "loopback",
             },
-            # --- issue 11: query-scenarios ---
             # The loopback generator answers in prose: every round's answer is unreadable, so
             # the job ends done with nothing to verify (and says so).
             "generate_query_scenarios": {
@@ -132,8 +131,6 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
                 "JUDGE": "loopback",
                 "N": "30",
             },
-            # --- end query-scenarios ---
-            # --- issue 11: pseudo-harmful ---
             # The loopback generator answers in prose: each round asks three times, reads no
             # array and goes on without candidates; nothing is kept, so the job ends done.
             "generate_pseudo_harmful": {
@@ -146,7 +143,6 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
                 "K": "1",
                 "B": "20",
             },
-            # --- end pseudo-harmful ---
             "create_researcher": {
                 "USER": "grace",
                 "E": "grace@example.org",
@@ -167,12 +163,8 @@ def test_every_documented_command_runs_in_a_shell(tmp_path):
             "export_ratings": "",
             "export_study": "replication package of refusal-perception written to export.zip",
             "classify_responses": "17 responses classified with",
-            # --- issue 11: query-scenarios ---
             "generate_query_scenarios": "done: 0 kept",
-            # --- end query-scenarios ---
-            # --- issue 11: pseudo-harmful ---
             "generate_pseudo_harmful": "done",
-            # --- end pseudo-harmful ---
             "create_researcher": "https://lab.example.org/accounts/",
             "rotate_recruitment_keys": "recruitment ids re-encrypted with the first key",
             "delete_participant_data": "is withdrawn and their answers are deleted",
