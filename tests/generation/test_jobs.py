@@ -222,3 +222,21 @@ def test_register_model_rejects_bad_settings():
         services.register_model(name="x", backend="openai", backend_settings={"model": "m"})
     with pytest.raises(ValueError, match="backend"):
         services.register_model(name="x", backend="magic", backend_settings={})
+
+
+def _chat_text(content: str) -> dict:
+    return {"choices": [{"message": {"role": "assistant", "content": content}}]}
+
+
+def test_an_answer_with_characters_postgresql_cannot_store_is_kept_readable(
+    make_study, model, chat_server, eager_tasks
+):
+    # A random-weight local model (or a buggy endpoint) can answer with NUL or a lone
+    # surrogate: PostgreSQL stores neither, and the job used to crash with its items stuck.
+    chat_server.handler = lambda request: Reply(json=_chat_text("a\x00b \ud800c"))
+    study = make_study(launch=False)
+    job = run_job(study, model)
+    assert job.status == GenerationJob.Status.DONE
+    variant = ResponseVariant.objects.filter(query__study=study, model_name="loopback").first()
+    assert variant.text == "a\ufffdb \ufffdc"
+    assert GenerationItem.objects.filter(job=job).first().raw_output == "a\ufffdb \ufffdc"

@@ -312,3 +312,13 @@ def test_settings_defaults_and_batch_size() -> None:
 def test_invalid_settings_name_the_field(settings: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         validate_settings(settings)
+
+
+def test_text_the_database_cannot_store_is_replaced_and_counted():
+    from studies.generation.backends import ChatOutcome
+
+    outcome = ChatOutcome(text="ok\x00 \udc80!", raw={"id": "x"})
+    assert outcome.text == "ok\ufffd \ufffd!" and outcome.ok
+    assert outcome.raw == {"id": "x", "replaced_characters": 2}
+    clean = ChatOutcome(text="tab\tand newline\n stay")
+    assert clean.text == "tab\tand newline\n stay" and "replaced_characters" not in clean.raw

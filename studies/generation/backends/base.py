@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
 BACKENDS = ("openai", "transformers")
+
+# What PostgreSQL stores neither in text nor in JSON: NUL, and lone surrogates (not Unicode).
+_UNSTORABLE_IN_OUTPUT = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,16 @@ class ChatOutcome:
     latency_ms: int | None = None
     finish_reason: str | None = None
     raw: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Any backend's text is stored as it came, but for what the database cannot hold: a
+        # random-weight model (or a broken endpoint) answering NUL must not crash the job that
+        # stores it. Each such character becomes U+FFFD, and raw counts how many did.
+        if self.text is not None:
+            text, replaced = _UNSTORABLE_IN_OUTPUT.subn(REPLACEMENT_CHARACTER, self.text)
+            if replaced:
+                object.__setattr__(self, "text", text)
+                object.__setattr__(self, "raw", {**self.raw, "replaced_characters": replaced})
 
     @property
     def ok(self) -> bool:
