@@ -130,7 +130,8 @@ def start_worker(queues: str, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "w")  # noqa: SIM115 (the worker writes to it until stopped)
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues]
-        + ["--pool", "solo", "--prefetch-multiplier", "1", "-l", os.environ.get("BENCH_WORKER_LOG", "warning")],
+        + ["--pool", "solo", "--prefetch-multiplier", "1"]
+        + ["-l", os.environ.get("BENCH_WORKER_LOG", "warning")],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
