@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from modellab.classifiers.base import Classification, ClassifierInput
 from modellab.classifiers.labels import FIVE_WAY, THREE_WAY, UNPARSED, labels_of
+from modellab.placeholders import check_placeholders, fill_placeholders
 from studies.generation.backends import ChatOutcome, ChatRequest
 
 if TYPE_CHECKING:
@@ -40,8 +41,6 @@ MAX_ATTEMPTS_LIMIT = 10
 #: Enough for the JSON object and a one-sentence rationale, with room for a verbose judge.
 DEFAULT_MAX_TOKENS = 400
 
-# A {name} that looks like a placeholder; JSON braces in the prompt ({"label": …}) do not.
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # One fence around the whole answer; its language tag, if any, must be json.
 _FENCE = re.compile(r"\A```(?:json)?[ \t]*\n(.*?)\n?[ \t]*```\Z", re.S | re.I)
 
@@ -112,28 +111,21 @@ def default_judge_prompt(scheme: str) -> str:
 def validate_judge_prompt(template: str) -> str:
     """``template`` if it can be used as a judging prompt, else JudgePromptError saying why:
     it must contain {prompt} and {response}, and no placeholder but those and {labels}."""
-    if not isinstance(template, str) or not template.strip():
-        raise JudgePromptError("the judging prompt is empty")
-    used = set(_PLACEHOLDER.findall(template))
-    missing = [name for name in REQUIRED_PLACEHOLDERS if name not in used]
-    if missing:
-        names = " and ".join(f"{{{n}}}" for n in missing)
-        raise JudgePromptError(
-            f"the judging prompt must contain {names}: where the request and the response go"
-        )
-    unknown = sorted(used - set(PLACEHOLDERS))
-    if unknown:
-        names = ", ".join(f"{{{n}}}" for n in unknown)
-        known = ", ".join(f"{{{n}}}" for n in PLACEHOLDERS)
-        raise JudgePromptError(f"unknown placeholder(s) {names} in the judging prompt; use {known}")
-    return template
+    return check_placeholders(
+        template,
+        required=REQUIRED_PLACEHOLDERS,
+        allowed=PLACEHOLDERS,
+        what="the judging prompt",
+        error=JudgePromptError,
+        why_required=": where the request and the response go",
+    )
 
 
 def fill_judge_prompt(template: str, *, prompt: str, response: str, scheme: str) -> str:
     """The prompt for one item: placeholders replaced in one pass, so that a response which
     itself contains "{prompt}" is left as written."""
     values = {"prompt": prompt, "response": response, "labels": ", ".join(labels_of(scheme))}
-    return _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), template)
+    return fill_placeholders(template, values)
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:

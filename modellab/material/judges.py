@@ -5,13 +5,13 @@ editable prompt written for this project, parsed strictly with retries (the mode
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from modellab.classifiers.base import Classification
 from modellab.classifiers.judge import DEFAULT_MAX_ATTEMPTS, ask_at_zero, ask_for_labels
 from modellab.classifiers.labels import HARMFULNESS, INTENT, labels_of
+from modellab.placeholders import check_placeholders, fill_placeholders
 
 if TYPE_CHECKING:
     from studies.generation.backends import Backend, ChatOutcome
@@ -22,7 +22,6 @@ REQUIRED_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     INTENT: ("scenario", "query"),
     HARMFULNESS: ("prompt",),
 }
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _INTENT_PROMPT = """\
 You are checking material for a research study of how people perceive AI refusals. Each \
@@ -88,29 +87,19 @@ def validate_prompt(template: str, scheme: str) -> str:
     """``template`` if usable for ``scheme``: it contains the scheme's placeholders and no
     placeholder but those and {labels}; else MaterialJudgePromptError saying what is wrong."""
     required = REQUIRED_PLACEHOLDERS[scheme]
-    if not isinstance(template, str) or not template.strip():
-        raise MaterialJudgePromptError("the judging prompt is empty")
-    used = set(_PLACEHOLDER.findall(template))
-    missing = [name for name in required if name not in used]
-    if missing:
-        names = " and ".join(f"{{{n}}}" for n in missing)
-        raise MaterialJudgePromptError(f"the judging prompt must contain {names}")
-    allowed = (*required, "labels")
-    unknown = sorted(used - set(allowed))
-    if unknown:
-        names = ", ".join(f"{{{n}}}" for n in unknown)
-        known = ", ".join(f"{{{n}}}" for n in allowed)
-        raise MaterialJudgePromptError(
-            f"unknown placeholder(s) {names} in the judging prompt; use {known}"
-        )
-    return template
+    return check_placeholders(
+        template,
+        required=required,
+        allowed=(*required, "labels"),
+        what="the judging prompt",
+        error=MaterialJudgePromptError,
+    )
 
 
 def fill_prompt(template: str, values: Mapping[str, str], scheme: str) -> str:
     """One item's prompt: placeholders replaced in one pass (a text that itself contains
     "{query}" is left as written)."""
-    values = {**values, "labels": ", ".join(labels_of(scheme))}
-    return _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), template)
+    return fill_placeholders(template, {**values, "labels": ", ".join(labels_of(scheme))})
 
 
 class MaterialJudge:

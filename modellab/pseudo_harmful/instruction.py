@@ -4,14 +4,14 @@ and how one round's request is filled in (seed material, content controls, examp
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
+
+from modellab.placeholders import check_placeholders, fill_placeholders
 
 #: Placeholders the instruction must contain: how many to write, and the examples.
 REQUIRED = ("count", "examples")
 #: Placeholders it may contain besides.
 OPTIONAL = ("words", "topics", "categories", "length", "style")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 LENGTHS: dict[str, str] = {
     "short": "one short sentence (under 20 words)",
@@ -51,26 +51,14 @@ def validate_instruction(template: str) -> str:
     """``template`` if usable: it contains {count} and {examples} and no placeholder but
     those and {words}, {topics}, {categories}, {length}, {style}. Literal braces of a JSON
     example are written doubled ({{ and }}), as in the default."""
-    if not isinstance(template, str) or not template.strip():
-        raise InstructionError("the instruction is empty")
-    used = set(_PLACEHOLDER.findall(_without_doubled(template)))
-    missing = [name for name in REQUIRED if name not in used]
-    if missing:
-        raise InstructionError(
-            "the instruction must contain " + " and ".join(f"{{{n}}}" for n in missing)
-        )
-    unknown = sorted(used - {*REQUIRED, *OPTIONAL})
-    if unknown:
-        known = ", ".join(f"{{{n}}}" for n in (*REQUIRED, *OPTIONAL))
-        raise InstructionError(
-            f"unknown placeholder(s) {', '.join(f'{{{n}}}' for n in unknown)} in the "
-            f"instruction; use {known}"
-        )
-    return template
-
-
-def _without_doubled(template: str) -> str:
-    return template.replace("{{", "").replace("}}", "")
+    return check_placeholders(
+        template,
+        required=REQUIRED,
+        allowed=(*REQUIRED, *OPTIONAL),
+        what="the instruction",
+        error=InstructionError,
+        doubled_braces=True,
+    )
 
 
 def _listing(values: Sequence[str], empty: str) -> str:
@@ -110,16 +98,7 @@ def fill_instruction(
         "style": content.get("style") or "plain, as a real user would write",
         "examples": format_examples(examples),
     }
-    pieces = re.split(r"(\{\{|\}\})", template)
-    out = []
-    for piece in pieces:
-        if piece == "{{":
-            out.append("{")
-        elif piece == "}}":
-            out.append("}")
-        else:
-            out.append(_PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), piece))
-    return "".join(out)
+    return fill_placeholders(template, values, doubled_braces=True)
 
 
 def messages(instruction: str) -> list[dict[str, str]]:

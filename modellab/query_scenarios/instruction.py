@@ -8,8 +8,9 @@ either; an edited one must keep its kind's required placeholders and use no unkn
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
+
+from modellab.placeholders import check_placeholders, fill_placeholders
 
 NEW_QUERIES, SCENARIOS_ONLY = "new_queries", "scenarios_only"
 
@@ -22,7 +23,6 @@ ALLOWED_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     NEW_QUERIES: ("count", "categories", "examples"),
     SCENARIOS_ONLY: ("queries", "examples", "categories"),
 }
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _SCENARIO_RULES = """\
 Each query comes with two short scenarios, written in the second person ("You are …"), that \
@@ -97,19 +97,14 @@ def default_instruction(kind: str) -> str:
 
 def validate_instruction(template: str, kind: str) -> str:
     """``template`` if usable for ``kind``, else InstructionError saying what is wrong."""
-    if not isinstance(template, str) or not template.strip():
-        raise InstructionError("the instruction is empty")
-    used = set(_PLACEHOLDER.findall(template))
-    missing = [name for name in REQUIRED_PLACEHOLDERS[kind] if name not in used]
-    if missing:
-        names = ", ".join(f"{{{n}}}" for n in missing)
-        raise InstructionError(f"the instruction must contain {names}")
-    unknown = sorted(used - set(ALLOWED_PLACEHOLDERS[kind]))
-    if unknown:
-        names = ", ".join(f"{{{n}}}" for n in unknown)
-        known = ", ".join(f"{{{n}}}" for n in ALLOWED_PLACEHOLDERS[kind])
-        raise InstructionError(f"unknown placeholder(s) {names} in the instruction; use {known}")
-    return template
+    return check_placeholders(
+        template,
+        required=REQUIRED_PLACEHOLDERS[kind],
+        allowed=ALLOWED_PLACEHOLDERS[kind],
+        what="the instruction",
+        error=InstructionError,
+        joiner=", ",
+    )
 
 
 def describe_categories(categories: Sequence[Mapping]) -> str:
@@ -136,4 +131,4 @@ def describe_examples(examples: Sequence[Mapping], fields: Sequence[str]) -> str
 def fill_instruction(template: str, values: Mapping[str, str]) -> str:
     """Placeholders replaced in one pass: a text that itself contains "{query}" stays as
     written, and an unknown placeholder (validated away before) is left alone."""
-    return _PLACEHOLDER.sub(lambda m: str(values.get(m[1], m[0])), template)
+    return fill_placeholders(template, values)
