@@ -179,7 +179,41 @@ def _correction(problem: str, scheme: str) -> str:
     )
 
 
-class LLMJudge:
+class RegistryJudge:
+    """What every judge of the model lab shares: a registry model, its backend (by default the
+    one ``studies.tasks.backend_for`` keeps per process, so local weights load once), and
+    asking it for labels with ``ask_for_labels``."""
+
+    model: LanguageModel
+    _backend: Backend | None
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            from studies.tasks import backend_for
+
+            self._backend = backend_for(self.model)
+        return self._backend
+
+    def ask_labels(
+        self,
+        prompts: list[str],
+        *,
+        scheme: str,
+        max_attempts: int,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> list[Classification]:
+        return ask_for_labels(
+            lambda conversations: ask_at_zero(
+                self.backend, self.model, conversations, max_tokens=max_tokens
+            ),
+            prompts,
+            scheme=scheme,
+            max_attempts=max_attempts,
+        )
+
+
+class LLMJudge(RegistryJudge):
     """Labels responses with a registry model as judge (see the module docstring).
 
     ``backend`` is the model's backend, by default the one ``studies.tasks.backend_for`` keeps
@@ -218,17 +252,6 @@ class LLMJudge:
         self.max_tokens = max_tokens
         self._backend = backend
 
-    @property
-    def backend(self) -> Backend:
-        if self._backend is None:
-            from studies.tasks import backend_for
-
-            self._backend = backend_for(self.model)
-        return self._backend
-
-    def _ask(self, conversations: list[tuple[dict[str, str], ...]]) -> list[ChatOutcome]:
-        return ask_at_zero(self.backend, self.model, conversations, max_tokens=self.max_tokens)
-
     def classify(self, items: list[ClassifierInput]) -> list[Classification]:
         prompts = [
             fill_judge_prompt(
@@ -236,8 +259,11 @@ class LLMJudge:
             )
             for item in items
         ]
-        return ask_for_labels(
-            self._ask, prompts, scheme=self.scheme, max_attempts=self.max_attempts
+        return self.ask_labels(
+            prompts,
+            scheme=self.scheme,
+            max_attempts=self.max_attempts,
+            max_tokens=self.max_tokens,
         )
 
 

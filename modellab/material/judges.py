@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from modellab.classifiers.base import Classification
-from modellab.classifiers.judge import DEFAULT_MAX_ATTEMPTS, ask_at_zero, ask_for_labels
+from modellab.classifiers.judge import DEFAULT_MAX_ATTEMPTS, RegistryJudge
 from modellab.classifiers.labels import HARMFULNESS, INTENT, labels_of
 from modellab.placeholders import check_placeholders, fill_placeholders
 
 if TYPE_CHECKING:
-    from studies.generation.backends import Backend, ChatOutcome
+    from studies.generation.backends import Backend
     from studies.models import LanguageModel
 
 #: Placeholders each judge's prompt must contain; {labels} may be used by both.
@@ -102,7 +102,7 @@ def fill_prompt(template: str, values: Mapping[str, str], scheme: str) -> str:
     return fill_placeholders(template, {**values, "labels": ", ".join(labels_of(scheme))})
 
 
-class MaterialJudge:
+class MaterialJudge(RegistryJudge):
     """Labels items of ``scheme`` (intent: dicts with scenario and query; harmfulness: dicts
     with prompt) with ``model`` at temperature 0. Whether the user may use the model is the
     caller's check (``studies.access.can_use_model``)."""
@@ -123,19 +123,6 @@ class MaterialJudge:
         self.max_attempts = max_attempts
         self._backend = backend
 
-    @property
-    def backend(self) -> Backend:
-        if self._backend is None:
-            from studies.tasks import backend_for
-
-            self._backend = backend_for(self.model)
-        return self._backend
-
-    def _ask(self, conversations: list[tuple[dict[str, str], ...]]) -> list[ChatOutcome]:
-        return ask_at_zero(self.backend, self.model, conversations)
-
     def label(self, items: list[Mapping[str, str]]) -> list[Classification]:
         prompts = [fill_prompt(self.prompt, item, self.scheme) for item in items]
-        return ask_for_labels(
-            self._ask, prompts, scheme=self.scheme, max_attempts=self.max_attempts
-        )
+        return self.ask_labels(prompts, scheme=self.scheme, max_attempts=self.max_attempts)
